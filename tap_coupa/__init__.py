@@ -1,0 +1,1 @@
+"""Singer tap for Coupa, built on the Meltano Singer SDK."""

@@ -1,0 +1,5 @@
+"""Allow ``python -m tap_coupa``."""
+
+from tap_coupa.tap import TapCoupa
+
+TapCoupa.cli()

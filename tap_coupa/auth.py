@@ -1,0 +1,158 @@
+"""Coupa authentication: OAuth2 client credentials, with legacy API keys as a fallback.
+
+One authenticator instance is shared by every stream and worker thread, so a sync
+mints one token and renews it only when it is about to expire or Coupa rejects it.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+
+import httpx
+from singer_sdk.authenticators import APIKeyAuthenticator, OAuthAuthenticator
+from singer_sdk.helpers._util import utc_now
+
+from tap_coupa.errors import CoupaAuthError, snippet
+
+#: Renew this many seconds before Coupa's stated expiry, so no request carries a
+#: token that expires in flight.
+EXPIRY_MARGIN_S = 60
+
+
+class CoupaAuthenticator(t.Protocol):
+    """What the transport needs from an authenticator."""
+
+    def headers(self) -> dict[str, str]:
+        """Return the headers that authenticate one request."""
+
+    def invalidate(self, headers: t.Mapping[str, str]) -> bool:
+        """Drop the credential behind ``headers`` after a 401; True if a retry may help."""
+
+
+class CoupaOAuthAuthenticator(OAuthAuthenticator):
+    """OAuth2 client-credentials flow as Coupa implements it.
+
+    Coupa issues no refresh token: a new token is minted with the client credentials
+    whenever the current one nears expiry or is rejected with a 401.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scopes: t.Sequence[str],
+        client: httpx.Client,
+        timeout: float,
+    ) -> None:
+        super().__init__(
+            auth_endpoint=token_url,
+            oauth_scopes=" ".join(scopes),
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+        self._client = client
+        self._timeout = timeout
+        self._lock = threading.Lock()
+
+    @property
+    def oauth_request_body(self) -> dict[str, t.Any]:
+        """Form fields of Coupa's token request."""
+        body = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
+        if self.oauth_scopes:
+            body["scope"] = self.oauth_scopes
+        return body
+
+    def is_token_valid(self) -> bool:
+        """Treat a token as expired a margin before Coupa does."""
+        if self.access_token is None or self.last_refreshed is None:
+            return False
+        if not self.expires_in:
+            return True
+        age = (utc_now() - self.last_refreshed).total_seconds()
+        return age < self.expires_in - min(EXPIRY_MARGIN_S, self.expires_in / 10)
+
+    def update_access_token(self) -> None:
+        """Mint a token over httpx; errors name the status, never the secret."""
+        requested_at = utc_now()
+        try:
+            response = self._client.post(
+                self.auth_endpoint,
+                data=self.oauth_request_body,
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            msg = (
+                f"Could not reach the Coupa token endpoint {self.auth_endpoint} "
+                f"({type(exc).__name__}). Check base_url/token_url and the network."
+            )
+            raise CoupaAuthError(msg) from None
+        if response.status_code != httpx.codes.OK:
+            raise CoupaAuthError(self._failure_message(response))
+        try:
+            payload = response.json()
+            token = payload["access_token"]
+        except (ValueError, KeyError, TypeError):
+            msg = (
+                f"Coupa token endpoint {self.auth_endpoint} answered 200 without an "
+                f"access_token ({snippet(response.text)!r}). Check token_url."
+            )
+            raise CoupaAuthError(msg) from None
+        self.access_token = str(token)
+        expires_in = payload.get("expires_in")
+        self.expires_in = int(expires_in) if expires_in else None
+        self.last_refreshed = requested_at
+        self.logger.info("Obtained a Coupa access token (expires in %ss).", self.expires_in)
+
+    def _failure_message(self, response: httpx.Response) -> str:
+        """Explain a refused token request in one line with the likely fix."""
+        text = snippet(response.text)
+        try:
+            error = str(response.json().get("error", ""))
+        except (ValueError, AttributeError):
+            error = ""
+        hint = {
+            "invalid_client": "check client_id and client_secret",
+            "invalid_scope": f"check that the client may use the scopes {self.oauth_scopes!r}",
+            "unsupported_grant_type": "enable the client credentials grant for this client",
+        }.get(error, "check client_id, client_secret, scopes and token_url")
+        return (
+            f"Coupa refused the access token request: HTTP {response.status_code} "
+            f"{error or text!r} from {self.auth_endpoint}; {hint}."
+        )
+
+    def headers(self) -> dict[str, str]:
+        """Bearer header with a fresh token, minting one under a lock if needed."""
+        with self._lock:
+            if not self.is_token_valid():
+                self.update_access_token()
+            return {"Authorization": f"Bearer {self.access_token}"}
+
+    def invalidate(self, headers: t.Mapping[str, str]) -> bool:
+        """Forget the token a 401 rejected, unless another thread already replaced it."""
+        with self._lock:
+            if headers.get("Authorization") == f"Bearer {self.access_token}":
+                self.access_token = None
+        return True
+
+
+class CoupaAPIKeyAuthenticator(APIKeyAuthenticator):
+    """Legacy ``X-COUPA-API-KEY`` authentication (Coupa retired new API keys in R35)."""
+
+    def __init__(self, *, api_key: str) -> None:
+        super().__init__(key="X-COUPA-API-KEY", value=api_key, location="header")
+
+    def headers(self) -> dict[str, str]:
+        """The API key header."""
+        return dict(self.auth_headers)
+
+    def invalidate(self, headers: t.Mapping[str, str]) -> bool:
+        """An API key cannot be renewed: a 401 is final."""
+        return False

@@ -1,0 +1,292 @@
+"""The base Coupa stream: what every collection shares, so a resource is only data.
+
+Streams are declared in ``streams.py`` from the generated registry; this class turns
+a declaration into an id-ordered, concurrent, resumable scan (``engine.IdScan``) and
+owns the bookmark, because Coupa's offsets make the SDK's defaults unsafe:
+
+* The bookmark is an instant, compared with pendulum, never as a string: Coupa's
+  offsets change with daylight saving.
+* A scan is ordered by id, not by ``updated-at``, so its bookmark only moves when
+  the scan completes, and then no further than the instance's clock when the scan
+  began: a record changed during the scan, in a part already read, is still
+  ``>=`` the new bookmark and is picked up by the next sync.
+* Mid-scan, the state carries ``progress`` (the filter in use, the last id emitted,
+  the scan's start), so an interrupted sync resumes where it stopped rather than from
+  zero, and the finished scan still bounds its bookmark by the first run's start.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from datetime import datetime, timezone
+
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.streams import RESTStream
+
+from tap_coupa.engine import IdScan, PageSource
+from tap_coupa.errors import CoupaConfigError
+from tap_coupa.records import DecimalPlan, InstantMax, Record, parse_instant
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import pendulum
+    from singer_sdk.helpers.types import Context
+
+    from tap_coupa.http import Page
+    from tap_coupa.tap import TapCoupa
+
+#: Write a resumable STATE at least this often while a scan runs.
+CHECKPOINT_RECORDS = 500
+CHECKPOINT_SECONDS = 10.0
+#: Unknown properties are kept under this catch-all object rather than dropped.
+EXTRA_FIELDS = "extra-fields"
+
+
+def query_key(field: str) -> str:
+    """Coupa query keys use underscores where JSON keys use dashes."""
+    return field.replace("-", "_")
+
+
+class CoupaStream(RESTStream[int]):
+    """One Coupa collection (``GET /api/<path>``)."""
+
+    path: str
+    scope: str = "core.common.read"
+    #: Set on child streams: the parent's array property this stream's rows come from.
+    array_field: str | None = None
+    #: Set on child streams: the property carrying the parent record's id.
+    parent_key: str | None = None
+
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # records.py conforms types
+    is_sorted = False
+
+    def __init__(self, tap: TapCoupa, schema: dict[str, t.Any]) -> None:
+        super().__init__(tap=tap, schema=schema)
+        self.coupa: TapCoupa = tap
+        self._decimals = DecimalPlan.compile(self.schema)
+        self._known = frozenset(self.schema["properties"])
+        self._reported: set[str] = set()
+        self._schema_sent = False
+        self._children: list[CoupaStream] = []
+
+    @property
+    def url_base(self) -> str:
+        """The instance's ``/api`` root."""
+        return self.coupa.api_base
+
+    # Record shaping (runs on worker threads, once per record) ------------------------
+
+    def shape(self, records: list[Record]) -> list[Record]:
+        """Convert decimals and keep unknown properties under ``extra-fields``."""
+        bad: set[str] = set()
+        known = self._known
+        for record in records:
+            if self._decimals is not None:
+                self._decimals.apply(record, bad)
+            if not known.issuperset(record):
+                extra = {key: record.pop(key) for key in list(record) if key not in known}
+                record[EXTRA_FIELDS] = extra
+                self._report("kept under 'extra-fields'", extra)
+        if bad:
+            self._report("not a decimal; emitted as null", bad)
+        return records
+
+    def _report(self, what: str, names: t.Iterable[str]) -> None:
+        new = sorted(set(names) - self._reported)
+        if new:
+            self._reported.update(new)
+            self.logger.warning("Stream %r: fields %s: %s", self.name, what, ", ".join(new))
+
+    # Sync ---------------------------------------------------------------------------
+
+    def get_records(self, context: Context | None) -> Iterable[Record]:
+        """Scan the collection and keep the bookmark and resume point in state."""
+        state = self.get_context_state(context)
+        progress = self._progress(state)
+        since = progress.get("since") if progress else self._since(state)
+        params = list(self.coupa.stream_params(self.name))
+        if since is not None and self.replication_key:
+            params.append((f"{query_key(self.replication_key)}[gt_or_eq]", since))
+        self._prepare_children()
+        source = PageSource(
+            self.coupa.http,
+            self.coupa.executor,
+            stream=self.name,
+            path=self.path,
+            transform=self.shape,
+        )
+        clock = _ScanClock(progress.get("started_at") if progress else None)
+        scan = IdScan(
+            source,
+            params=params,
+            page_size=self.coupa.page_size,
+            max_in_flight=self.coupa.max_concurrency,
+            after_id=progress.get("after_id") if progress else None,
+            on_page=clock.observe,
+        )
+        latest = InstantMax()
+        key = self.replication_key
+        started = time.monotonic()
+        checkpoint_at = started + CHECKPOINT_SECONDS
+        count = 0
+        for record in scan:
+            if key:
+                latest.observe(record.get(key))
+            yield record
+            count += 1
+            if count % CHECKPOINT_RECORDS == 0 or time.monotonic() >= checkpoint_at:
+                state["progress"] = {"since": since, "after_id": scan.last_id, **clock.as_state()}
+                self._checkpoint()
+                checkpoint_at = time.monotonic() + CHECKPOINT_SECONDS
+        state.pop("progress", None)
+        self._advance_bookmark(state, latest.latest(), clock.started_at())
+        self._log_done(source, count, time.monotonic() - started)
+
+    def _checkpoint(self) -> None:
+        """Emit STATE now (the SDK only does so every 10,000 records)."""
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _advance_bookmark(
+        self,
+        state: dict[str, t.Any],
+        latest: pendulum.DateTime | None,
+        started_at: pendulum.DateTime | None,
+    ) -> None:
+        """Move the bookmark to min(latest value seen, instance clock at scan start)."""
+        if not self.replication_key or latest is None:
+            return
+        value = latest if started_at is None else min(latest, started_at)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = value.in_timezone("UTC").isoformat()
+        self.state_manager.is_flushed = False
+
+    def _progress(self, state: dict[str, t.Any]) -> dict[str, t.Any] | None:
+        """A resumable position left by an interrupted sync, validated."""
+        progress = state.get("progress")
+        if progress is None:
+            return None
+        after_id = progress.get("after_id") if isinstance(progress, dict) else None
+        if after_id is not None and not isinstance(after_id, int):
+            msg = (
+                f"State for stream {self.name!r} has an invalid 'progress' entry "
+                f"({progress!r}); remove it from the state file to restart this stream."
+            )
+            raise CoupaConfigError(msg)
+        self.logger.info("Resuming %r after id %s.", self.name, after_id)
+        return t.cast("dict[str, t.Any]", progress)
+
+    def _since(self, state: dict[str, t.Any]) -> str | None:
+        """The filter start: the later of the bookmark and ``start_date``."""
+        if not self.replication_key:
+            return None
+        candidates: list[pendulum.DateTime] = []
+        bookmark = state.get("replication_key_value")
+        if bookmark and state.get("replication_key") == self.replication_key:
+            try:
+                candidates.append(parse_instant(str(bookmark)))
+            except ValueError:
+                msg = (
+                    f"State for stream {self.name!r} has replication_key_value "
+                    f"{bookmark!r}, which is not an ISO-8601 date-time; fix or remove "
+                    "that bookmark."
+                )
+                raise CoupaConfigError(msg) from None
+        if self.coupa.start_date is not None:
+            candidates.append(self.coupa.start_date)
+        if not candidates:
+            return None
+        return max(candidates).in_timezone("UTC").isoformat()
+
+    def _log_done(self, source: PageSource, count: int, elapsed: float) -> None:
+        stats = source.stats
+        self.logger.info(
+            "Stream %r: %d records, %d requests, %d retries, %d throttled (429) in %.1fs.",
+            self.name,
+            count,
+            stats.requests,
+            stats.retries,
+            stats.throttled,
+            elapsed,
+        )
+
+    # Child streams: rows of the parent's nested arrays, emitted with no extra request
+
+    def _prepare_children(self) -> None:
+        """Find the children to feed and send their SCHEMA once, before any record."""
+        self._children = [
+            child
+            for child in self.child_streams
+            if isinstance(child, CoupaStream) and (child.selected or child.has_selected_descendents)
+        ]
+        for child in self._children:
+            if child.selected and not child._schema_sent:
+                child._write_schema_message()
+                child._schema_sent = True
+            child._prepare_children()
+
+    def generate_child_contexts(
+        self, record: Record, context: Context | None
+    ) -> Iterable[Context | None]:
+        """Children read their rows straight from the parent record (if any are wanted)."""
+        if self._children:
+            yield record
+
+    def _sync_children(self, child_context: Context | None) -> None:
+        """Emit each child's rows from the parent record instead of a child sync."""
+        if child_context is None:
+            return
+        for child in self._children:
+            child.emit_from(child_context)
+
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
+        """Bookmarks are kept by ``get_records`` (instants, bounded by the scan start)."""
+
+    def emit_from(self, parent: t.Mapping[str, t.Any]) -> None:
+        """Emit the rows of ``parent[array_field]``, each carrying the parent's id."""
+        rows = parent.get(self.array_field or "")
+        if not isinstance(rows, list):
+            return
+        parent_id = parent.get("id")
+        emit = self.selected
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            record = dict(row)
+            if self.parent_key:
+                record[self.parent_key] = parent_id
+            self.shape([record])
+            if emit:
+                self._write_record_message(record)
+            self._sync_children(record)
+
+
+class _ScanClock:
+    """The instance's clock when a scan began (from the first page's Date header)."""
+
+    def __init__(self, resumed: str | None) -> None:
+        self._started: float | None = None
+        self._resumed = resumed
+        self._local = time.time()
+
+    def observe(self, page: Page) -> None:
+        """Take the first page's server time; later pages are later still."""
+        if self._started is None:
+            self._started = page.server_time if page.server_time is not None else self._local
+
+    def started_at(self) -> pendulum.DateTime | None:
+        """When the (first attempt of the) scan began, if known."""
+        if self._resumed:
+            return parse_instant(self._resumed)
+        if self._started is None:
+            return None
+        return parse_instant(datetime.fromtimestamp(self._started, tz=timezone.utc).isoformat())
+
+    def as_state(self) -> dict[str, str]:
+        """The start time a resumed scan must keep bounding its bookmark with."""
+        started = self.started_at()
+        return {"started_at": started.isoformat()} if started else {}

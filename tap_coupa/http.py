@@ -1,0 +1,241 @@
+"""The one HTTP transport every stream shares: httpx keep-alive, pacing, retries.
+
+A single ``httpx.Client`` keeps connections to the instance alive across streams and
+worker threads; every request first takes a token from the shared rate limiter, so
+concurrency never turns into a 429 storm. Transient failures (429, 5xx, resets,
+timeouts, truncated or non-JSON bodies) are retried with ``backoff``; anything else
+fails fast with one line naming the stream, status, path and a body snippet.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+
+import backoff
+import httpx
+import msgspec
+
+from tap_coupa.errors import CoupaAPIError, CoupaError, CoupaRetriableError, snippet
+
+if t.TYPE_CHECKING:
+    from tap_coupa.auth import CoupaAuthenticator
+    from tap_coupa.ratelimit import RateLimiter
+
+Params = t.Sequence[tuple[str, str]]
+Record = dict[str, t.Any]
+
+#: Cap on one backoff wait, so a long Retry-After or a deep retry never stalls a sync.
+MAX_WAIT_S = 60.0
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_decoder = msgspec.json.Decoder()
+logger = logging.getLogger("tap-coupa")
+
+
+def _retry_wait(base: float = 0.5) -> t.Generator[float, t.Any, None]:
+    """Honour ``Retry-After`` when Coupa sends it; else exponential backoff, full jitter."""
+    exc = yield 0.0
+    attempt = 0
+    while True:
+        hint = getattr(exc, "retry_after", None)
+        wait = hint if hint is not None else random.uniform(0, base * 2**attempt)
+        exc = yield min(MAX_WAIT_S, wait)
+        attempt += 1
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass
+class RequestStats:
+    """Counters for the progress log and the benchmark."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, *, requests: int = 0, retries: int = 0, throttled: int = 0) -> None:
+        """Count thread-safely."""
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            self.throttled += throttled
+
+
+@dataclass
+class Page:
+    """One decoded page and the server's clock when it was produced."""
+
+    records: list[Record]
+    server_time: float | None
+
+
+@dataclass
+class _Call:
+    """One logical request across its retries."""
+
+    stream: str
+    path: str
+    params: Params
+    stats: RequestStats
+    reauthenticated: bool = False
+
+
+class CoupaHTTP:
+    """Shared transport: one client, one limiter, one authenticator, one retry policy."""
+
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        authenticator: CoupaAuthenticator,
+        limiter: RateLimiter,
+        client: httpx.Client,
+        max_retries: int,
+    ) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.auth = authenticator
+        self.limiter = limiter
+        self.client = client
+        self.stats = RequestStats()
+        self._fetch = backoff.on_exception(
+            _retry_wait,
+            CoupaRetriableError,
+            max_tries=max_retries + 1,
+            jitter=None,
+            on_backoff=self._on_backoff,
+            on_giveup=self._on_giveup,
+            logger=None,
+        )(self._fetch_once)
+
+    def get(self, path: str, params: Params, *, stream: str, stats: RequestStats) -> Page:
+        """GET ``/api/<path>`` and return its JSON array, retrying transient failures."""
+        return self._fetch(_Call(stream=stream, path=path, params=params, stats=stats))
+
+    def _count(self, call: _Call, **counts: int) -> None:
+        self.stats.add(**counts)
+        call.stats.add(**counts)
+
+    def _on_backoff(self, details: t.Any) -> None:
+        call: _Call = details["args"][0]
+        self._count(call, retries=1)
+        logger.warning(
+            "Retrying %s page of %s in %.1fs (attempt %d): %s",
+            call.stream,
+            call.path,
+            details["wait"],
+            details["tries"],
+            details["exception"],
+        )
+
+    def _on_giveup(self, details: t.Any) -> None:
+        call: _Call = details["args"][0]
+        msg = (
+            f"Stream {call.stream!r}: giving up on /api/{call.path} after "
+            f"{details['tries']} attempts: {details['exception']}. Coupa kept failing; "
+            "rerun later (state is safe to resume from) or raise max_retries."
+        )
+        raise CoupaError(msg) from None
+
+    def _fetch_once(self, call: _Call) -> Page:
+        url = f"{self.api_base}/{call.path}"
+        headers = {"Accept": "application/json", **self.auth.headers()}
+        self.limiter.acquire()
+        self._count(call, requests=1)
+        try:
+            response = self.client.get(url, params=list(call.params), headers=headers)
+        except httpx.TimeoutException as exc:
+            msg = f"timed out ({type(exc).__name__})"
+            raise CoupaRetriableError(msg) from None
+        except httpx.TransportError as exc:
+            msg = f"connection failed ({type(exc).__name__}: {exc})"
+            raise CoupaRetriableError(msg) from None
+        status = response.status_code
+        if status == httpx.codes.OK:
+            return self._decode(call, response)
+        if status == httpx.codes.UNAUTHORIZED and not call.reauthenticated:
+            call.reauthenticated = True
+            if self.auth.invalidate(headers):
+                msg = "HTTP 401: token rejected, minting a new one"
+                raise CoupaRetriableError(msg, retry_after=0.0)
+        if status == httpx.codes.TOO_MANY_REQUESTS:
+            self.limiter.throttled()
+            self._count(call, throttled=1)
+        if status in RETRY_STATUSES:
+            msg = f"HTTP {status} {snippet(response.text, 120)!r}"
+            raise CoupaRetriableError(
+                msg, retry_after=_retry_after(response.headers.get("Retry-After"))
+            )
+        raise CoupaAPIError(self._failure(call, response))
+
+    def _decode(self, call: _Call, response: httpx.Response) -> Page:
+        """Parse the bare JSON array Coupa returns; anything else is transient or fatal."""
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type:
+            msg = (
+                f"expected a JSON array but got {content_type or 'no content type'} "
+                f"({snippet(response.text, 80)!r}); Coupa may be in maintenance, or "
+                "base_url is not a Coupa instance"
+            )
+            raise CoupaRetriableError(msg)
+        try:
+            body = _decoder.decode(response.content)
+        except msgspec.DecodeError as exc:
+            msg = f"invalid or truncated JSON ({exc})"
+            raise CoupaRetriableError(msg) from None
+        if not isinstance(body, list):
+            if isinstance(body, dict) and "errors" in body:
+                raise CoupaAPIError(self._failure(call, response))
+            msg = (
+                f"Stream {call.stream!r}: /api/{call.path} returned a JSON "
+                f"{type(body).__name__}, not an array; check base_url."
+            )
+            raise CoupaAPIError(msg)
+        return Page(records=body, server_time=_server_time(response))
+
+    @staticmethod
+    def _failure(call: _Call, response: httpx.Response) -> str:
+        status = response.status_code
+        hint = {
+            401: "check the credentials (client_id/client_secret or api_key)",
+            403: "grant the API client the scope this stream needs (see README)",
+            404: "this resource is not enabled on the instance; deselect the stream",
+        }.get(status, "check the stream's filters and fields settings")
+        if 300 <= status < 400:
+            hint = (
+                f"Coupa redirected to {response.headers.get('Location', '?')!r}; set "
+                "base_url to the instance's final URL (credentials are never forwarded)"
+            )
+        return (
+            f"Stream {call.stream!r}: HTTP {status} from /api/{call.path}: "
+            f"{snippet(response.text)!r}; {hint}."
+        )
+
+
+def _server_time(response: httpx.Response) -> float | None:
+    """The instance's clock from the ``Date`` header, to bound bookmarks safely."""
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,76 @@
+"""Every Coupa collection the tap extracts, declared as data.
+
+``schemas/streams.json`` is generated from Coupa's R39 API definitions by
+``scripts/generate_schemas.py`` (name, path, keys, scope, parent); each entry becomes
+a stream class here. Adding a resource means adding it to the generator's tables and
+regenerating: no class body to copy.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from functools import cache
+from importlib import resources
+
+from tap_coupa.client import EXTRA_FIELDS, CoupaStream
+
+SCHEMAS = resources.files("tap_coupa") / "schemas"
+
+
+class StreamSpec(t.TypedDict):
+    """One entry of the generated registry."""
+
+    path: str
+    definition: str
+    scope: str
+    primary_keys: list[str]
+    replication_key: str | None
+    parent: str | None
+    array_field: str | None
+    parent_key: str | None
+
+
+@cache
+def registry() -> dict[str, StreamSpec]:
+    """The generated stream registry, parents before their children."""
+    specs: dict[str, StreamSpec] = json.loads((SCHEMAS / "streams.json").read_text())
+
+    def depth(name: str) -> int:
+        parent = specs[name]["parent"]
+        return 0 if parent is None else 1 + depth(parent)
+
+    return {name: specs[name] for name in sorted(specs, key=lambda n: (depth(n), n))}
+
+
+def load_schema(name: str) -> dict[str, t.Any]:
+    """A stream's schema plus the catch-all for properties R39 does not know."""
+    schema: dict[str, t.Any] = json.loads((SCHEMAS / f"{name}.json").read_text())
+    schema["properties"][EXTRA_FIELDS] = {"type": ["object", "null"]}
+    return schema
+
+
+def _class_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_")) + "Stream"
+
+
+@cache
+def stream_types() -> dict[str, type[CoupaStream]]:
+    """One ``CoupaStream`` subclass per registry entry, children linked to parents."""
+    classes: dict[str, type[CoupaStream]] = {}
+    for name, spec in registry().items():
+        attributes: dict[str, t.Any] = {
+            "name": name,
+            "path": spec["path"],
+            "scope": spec["scope"],
+            "primary_keys": tuple(spec["primary_keys"]),
+            "replication_key": spec["replication_key"],
+            "array_field": spec["array_field"],
+            "parent_key": spec["parent_key"],
+            "__doc__": f"Coupa ``/api/{spec['path']}`` ({spec['definition']}).",
+        }
+        if spec["parent"]:
+            attributes["parent_stream_type"] = classes[spec["parent"]]
+            attributes["state_partitioning_keys"] = ()
+        classes[name] = type(_class_name(name), (CoupaStream,), attributes)
+    return classes

@@ -1,0 +1,321 @@
+"""tap-coupa: the settings, the stream registry and the resources all streams share."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlsplit
+
+import httpx
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
+from tap_coupa.errors import CoupaConfigError
+from tap_coupa.http import CoupaHTTP, Params
+from tap_coupa.pagination import MAX_PAGE_SIZE
+from tap_coupa.ratelimit import RateLimiter
+from tap_coupa.records import parse_instant
+from tap_coupa.streams import load_schema, registry, stream_types
+
+if t.TYPE_CHECKING:
+    import pendulum
+
+    from tap_coupa.client import CoupaStream
+
+try:
+    __version__ = version("tap-coupa")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+RETURN_OBJECTS = ("limited", "shallow")
+
+STREAM_OPTIONS = th.ObjectType(
+    th.Property(
+        "fields",
+        th.CustomType({"type": ["array", "object", "string"]}),
+        description=(
+            'Coupa "fields" projection, e.g. ["id","updated-at",{"supplier":["id","name"]}]. '
+            "Keep id and the replication key in it."
+        ),
+    ),
+    th.Property(
+        "filters",
+        th.ObjectType(additional_properties=th.StringType()),
+        description=(
+            'Extra Coupa filters, e.g. {"status": "approved", "supplier[name][contains]": "Acme"}.'
+        ),
+    ),
+    th.Property(
+        "return_object",
+        th.StringType(allowed_values=list(RETURN_OBJECTS)),
+        description="Coupa return_object: limited or shallow.",
+    ),
+)
+
+
+class TapCoupa(Tap):
+    """Singer tap for Coupa's REST API."""
+
+    name = "tap-coupa"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "base_url",
+            th.StringType(),
+            required=True,
+            description="The Coupa instance, e.g. https://acme.coupahost.com (/api optional).",
+        ),
+        th.Property(
+            "token_url",
+            th.StringType(),
+            description="OAuth2 token endpoint. Default: <origin of base_url>/oauth2/token.",
+        ),
+        th.Property("client_id", th.StringType(), description="OAuth2 client id."),
+        th.Property(
+            "client_secret", th.StringType(), secret=True, description="OAuth2 client secret."
+        ),
+        th.Property(
+            "scopes",
+            th.CustomType({"type": ["array", "string"], "items": {"type": "string"}}),
+            description=(
+                "OAuth2 scopes: a list, or one string separated by spaces or commas. "
+                "Default: the read scopes the selected streams need."
+            ),
+        ),
+        th.Property(
+            "api_key",
+            th.StringType(),
+            secret=True,
+            description="Legacy X-COUPA-API-KEY; used only when client_id is not set.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType(),
+            description="Earliest updated-at to extract (ISO-8601). Default: everything.",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+            default=MAX_PAGE_SIZE,
+            description="Records per request (Coupa's limit, 1-50).",
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType(exclusive_minimum=0),
+            default=300,
+            description="Seconds before a request is abandoned and retried.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType(minimum=0),
+            default=8,
+            description="Retries of a failing request (429, 5xx, network, bad body).",
+        ),
+        th.Property(
+            "max_requests_per_second",
+            th.NumberType(exclusive_minimum=0),
+            default=24,
+            description="Client-side rate limit, shared by all streams (Coupa allows 25).",
+        ),
+        th.Property(
+            "rate_limit_burst",
+            th.IntegerType(minimum=1),
+            default=10,
+            description="Requests that may go out at once before pacing starts.",
+        ),
+        th.Property(
+            "max_concurrency",
+            th.IntegerType(minimum=1, maximum=256),
+            default=32,
+            description="Requests in flight at once; 1 fetches sequentially.",
+        ),
+        th.Property(
+            "user_agent",
+            th.StringType(),
+            description="User-Agent header. Default: tap-coupa/<version>.",
+        ),
+        th.Property(
+            "allow_http",
+            th.BooleanType(),
+            default=False,
+            description="Allow a plain http:// base_url that is not on loopback.",
+        ),
+        th.Property(
+            "stream_options",
+            th.ObjectType(additional_properties=STREAM_OPTIONS),
+            description=(
+                "Per-stream fields, filters and return_object, keyed by stream name, e.g. "
+                '{"invoices": {"filters": {"status": "approved"}}}.'
+            ),
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.config.get("base_url"):
+            self.origin  # noqa: B018 - validate early, with a clear message
+            self.start_date  # noqa: B018
+            self._check_stream_options()
+
+    # Settings ------------------------------------------------------------------
+
+    @cached_property
+    def origin(self) -> str:
+        """``scheme://host[:port]`` of the instance, validated."""
+        raw = str(self.config["base_url"]).strip()
+        parts = urlsplit(raw)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            msg = (
+                f"base_url {raw!r} needs a scheme and a host, e.g. "
+                "https://acme.coupahost.com; fix base_url."
+            )
+            raise CoupaConfigError(msg)
+        if parts.scheme == "http" and not (
+            _is_loopback(parts.hostname) or self.config.get("allow_http")
+        ):
+            msg = (
+                f"base_url {raw!r} is plain http: credentials would travel unencrypted. "
+                "Use https, or set allow_http: true for a trusted network."
+            )
+            raise CoupaConfigError(msg)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def api_base(self) -> str:
+        """The instance's ``/api`` root (``base_url`` may or may not include it)."""
+        path = urlsplit(str(self.config["base_url"]).strip()).path.rstrip("/")
+        path = re.sub(r"/api$", "", path)
+        return f"{self.origin}{path}/api"
+
+    @cached_property
+    def start_date(self) -> pendulum.DateTime | None:
+        """``start_date`` as an instant."""
+        value = self.config.get("start_date")
+        if not value:
+            return None
+        try:
+            return parse_instant(str(value))
+        except ValueError:
+            msg = (
+                f"start_date {value!r} is not an ISO-8601 date-time; use e.g. 2024-01-01T00:00:00Z."
+            )
+            raise CoupaConfigError(msg) from None
+
+    @property
+    def page_size(self) -> int:
+        """Records per request."""
+        return int(self.config.get("page_size", MAX_PAGE_SIZE))
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests in flight at once."""
+        return int(self.config.get("max_concurrency", 32))
+
+    @property
+    def scopes(self) -> list[str]:
+        """Configured scopes, or the read scopes of the selected streams."""
+        configured = self.config.get("scopes")
+        if isinstance(configured, str):
+            return [scope for scope in re.split(r"[\s,]+", configured) if scope]
+        if configured:
+            return [str(scope) for scope in configured]
+        streams: t.Iterable[CoupaStream] = self.streams.values()  # type: ignore[assignment]
+        wanted = {s.scope for s in streams if s.selected or s.has_selected_descendents}
+        return sorted(wanted)
+
+    def _check_stream_options(self) -> None:
+        unknown = set(self.config.get("stream_options") or {}) - set(registry())
+        if unknown:
+            msg = (
+                f"stream_options names unknown streams {sorted(unknown)}; use stream names "
+                "from --discover (e.g. invoices, purchase_orders)."
+            )
+            raise CoupaConfigError(msg)
+
+    def stream_params(self, stream: str) -> Params:
+        """Query parameters from ``stream_options`` (fields, filters, return_object)."""
+        options = (self.config.get("stream_options") or {}).get(stream) or {}
+        params: list[tuple[str, str]] = list((options.get("filters") or {}).items())
+        if fields := options.get("fields"):
+            params.append(("fields", fields if isinstance(fields, str) else json.dumps(fields)))
+        if return_object := options.get("return_object"):
+            params.append(("return_object", return_object))
+        return params
+
+    # Shared resources ----------------------------------------------------------
+
+    @cached_property
+    def client(self) -> httpx.Client:
+        """One keep-alive connection pool for the token endpoint and the API."""
+        timeout = float(self.config.get("request_timeout", 300))
+        connections = self.max_concurrency + 2
+        return httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            headers={"User-Agent": self.config.get("user_agent") or f"tap-coupa/{__version__}"},
+            follow_redirects=False,
+        )
+
+    @cached_property
+    def authenticator(self) -> CoupaAuthenticator:
+        """OAuth2 client credentials, or the legacy API key when no client_id is set."""
+        if self.config.get("client_id"):
+            if not self.config.get("client_secret"):
+                msg = "client_id is set but client_secret is not; set client_secret."
+                raise CoupaConfigError(msg)
+            return CoupaOAuthAuthenticator(
+                token_url=self.config.get("token_url") or f"{self.origin}/oauth2/token",
+                client_id=str(self.config["client_id"]),
+                client_secret=str(self.config["client_secret"]),
+                scopes=self.scopes,
+                client=self.client,
+                timeout=float(self.config.get("request_timeout", 300)),
+            )
+        if self.config.get("api_key"):
+            return CoupaAPIKeyAuthenticator(api_key=str(self.config["api_key"]))
+        msg = "No credentials: set client_id and client_secret (or the legacy api_key)."
+        raise CoupaConfigError(msg)
+
+    @cached_property
+    def http(self) -> CoupaHTTP:
+        """The transport every stream shares."""
+        return CoupaHTTP(
+            api_base=self.api_base,
+            authenticator=self.authenticator,
+            limiter=RateLimiter(
+                float(self.config.get("max_requests_per_second", 24)),
+                int(self.config.get("rate_limit_burst", 10)),
+            ),
+            client=self.client,
+            max_retries=int(self.config.get("max_retries", 8)),
+        )
+
+    @cached_property
+    def executor(self) -> ThreadPoolExecutor:
+        """Worker threads that fetch and decode pages."""
+        return ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="tap-coupa")
+
+    def discover_streams(self) -> list[CoupaStream]:
+        """One stream per Coupa collection in the registry."""
+        return [cls(tap=self, schema=load_schema(name)) for name, cls in stream_types().items()]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+if __name__ == "__main__":
+    TapCoupa.cli()
