@@ -1,0 +1,204 @@
+"""The OAuth2 authenticator and the retrying transport, against scripted loopback replies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tap_coupa.auth import CoupaOAuthAuthenticator
+from tap_coupa.errors import CoupaAPIError, CoupaAuthError, CoupaError
+from tap_coupa.http import CoupaHTTP, RequestStats
+from tap_coupa.ratelimit import RateLimiter
+from tests.scripted import Reply, ScriptedServer
+
+SECRET = "s3cr3t-value-xyz"
+TOKEN = {"access_token": "tok-1", "token_type": "bearer", "expires_in": 86399}
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as srv:
+        srv.script("/oauth2/token", Reply(body=TOKEN))
+        yield srv
+
+
+def make_http(server: ScriptedServer, *, max_retries: int = 3) -> CoupaHTTP:
+    client = httpx.Client(timeout=5)
+    auth = CoupaOAuthAuthenticator(
+        token_url=f"{server.url}/oauth2/token",
+        client_id="cid",
+        client_secret=SECRET,
+        scopes=["core.invoice.read", "core.common.read"],
+        client=client,
+        timeout=5,
+    )
+    return CoupaHTTP(
+        api_base=f"{server.url}/api",
+        authenticator=auth,
+        limiter=RateLimiter(1000, 100),
+        client=client,
+        max_retries=max_retries,
+    )
+
+
+def get(http: CoupaHTTP, path: str = "invoices") -> list[dict]:
+    return http.get(path, [("limit", "50")], stream="invoices", stats=RequestStats()).records
+
+
+def test_token_request_is_coupa_client_credentials(server: ScriptedServer) -> None:
+    server.script("/api/invoices", Reply(body=[{"id": 1}]))
+    http = make_http(server)
+    for _ in range(3):
+        assert get(http) == [{"id": 1}]
+    tokens = server.requests_to("/oauth2/token")
+    assert len(tokens) == 1, "one token is shared by all requests"
+    assert tokens[0].form == {
+        "grant_type": "client_credentials",
+        "client_id": "cid",
+        "client_secret": SECRET,
+        "scope": "core.invoice.read core.common.read",
+    }
+    api = server.requests_to("/api/invoices")
+    assert all(s.headers["Authorization"] == "Bearer tok-1" for s in api)
+    assert all(s.headers["Accept"] == "application/json" for s in api)
+
+
+def test_expired_token_is_reminted(server: ScriptedServer) -> None:
+    server.script(
+        "/oauth2/token",
+        Reply(body={**TOKEN, "expires_in": 1}),
+        Reply(body={**TOKEN, "access_token": "tok-2"}),
+    )
+    server.script("/api/invoices", Reply(body=[]))
+    http = make_http(server)
+    get(http)
+    time.sleep(1.1)
+    get(http)
+    assert len(server.requests_to("/oauth2/token")) == 2
+    assert server.requests_to("/api/invoices")[-1].headers["Authorization"] == "Bearer tok-2"
+
+
+def test_401_remints_once_and_retries(server: ScriptedServer) -> None:
+    server.script(
+        "/oauth2/token", Reply(body=TOKEN), Reply(body={**TOKEN, "access_token": "tok-2"})
+    )
+    server.script(
+        "/api/invoices",
+        Reply(401, {"errors": {"error": ["Unauthorized"]}}),
+        Reply(body=[{"id": 7}]),
+    )
+    http = make_http(server)
+    assert get(http) == [{"id": 7}]
+    assert [s.headers["Authorization"] for s in server.requests_to("/api/invoices")] == [
+        "Bearer tok-1",
+        "Bearer tok-2",
+    ]
+
+
+def test_second_401_fails_with_hint_and_no_secret(server: ScriptedServer) -> None:
+    server.script("/api/invoices", Reply(401, {"errors": {"error": ["Unauthorized"]}}))
+    http = make_http(server)
+    with pytest.raises(CoupaAPIError) as err:
+        get(http)
+    message = str(err.value)
+    assert "HTTP 401" in message
+    assert "credentials" in message
+    assert SECRET not in message
+    assert "tok-1" not in message
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (Reply(401, {"error": "invalid_client"}), "check client_id and client_secret"),
+        (Reply(400, {"error": "invalid_scope"}), "scopes"),
+    ],
+)
+def test_bad_credentials_raise_clear_auth_error(
+    server: ScriptedServer, reply: Reply, expected: str
+) -> None:
+    server.script("/oauth2/token", reply)
+    http = make_http(server)
+    with pytest.raises(CoupaAuthError) as err:
+        get(http)
+    message = str(err.value)
+    assert f"HTTP {reply.status}" in message
+    assert expected in message
+    assert SECRET not in message
+
+
+def test_unreachable_token_endpoint_is_an_auth_error() -> None:
+    client = httpx.Client(timeout=2)
+    auth = CoupaOAuthAuthenticator(
+        token_url="http://127.0.0.1:9/oauth2/token",
+        client_id="cid",
+        client_secret=SECRET,
+        scopes=[],
+        client=client,
+        timeout=2,
+    )
+    with pytest.raises(CoupaAuthError, match="Could not reach") as err:
+        auth.headers()
+    assert SECRET not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Reply(429, {"errors": {"error": ["Rate limit exceeded"]}}),
+        Reply(429, {"errors": {}}, headers={"Retry-After": "1"}),
+        Reply(503, {"errors": {}}),
+        Reply(200, raw=b'[{"id": 1}, {"id"'),
+        Reply(200, raw=b"<html>Maintenance</html>", headers={"Content-Type": "text/html"}),
+        Reply(200, body=[{"id": 1}, {"id": 2}], truncate=True),
+    ],
+    ids=["429", "429-retry-after", "503", "bad-json", "html-200", "truncated"],
+)
+def test_transient_failures_are_retried(server: ScriptedServer, failure: Reply) -> None:
+    server.script("/api/invoices", failure, Reply(body=[{"id": 1}, {"id": 2}]))
+    http = make_http(server)
+    started = time.monotonic()
+    assert get(http) == [{"id": 1}, {"id": 2}]
+    assert len(server.requests_to("/api/invoices")) == 2
+    assert http.stats.retries == 1
+    if "Retry-After" in failure.headers:
+        assert time.monotonic() - started >= 0.9, "Retry-After is honoured"
+    if failure.status == 429:
+        assert http.stats.throttled == 1
+        assert http.limiter.rate < http.limiter.max_rate, "a 429 slows the limiter down"
+
+
+def test_other_4xx_fails_fast_naming_stream_status_and_path(server: ScriptedServer) -> None:
+    server.script("/api/invoices", Reply(400, {"errors": {"filter": ["Unknown field nope"]}}))
+    http = make_http(server)
+    with pytest.raises(CoupaAPIError) as err:
+        get(http)
+    message = str(err.value)
+    assert "'invoices'" in message
+    assert "HTTP 400" in message
+    assert "/api/invoices" in message
+    assert "Unknown field nope" in message
+    assert len(server.requests_to("/api/invoices")) == 1
+
+
+def test_retries_give_up_with_one_clear_error(server: ScriptedServer) -> None:
+    server.script(
+        "/api/invoices", Reply(502, raw=b"bad gateway", headers={"Content-Type": "text/plain"})
+    )
+    http = make_http(server, max_retries=2)
+    with pytest.raises(CoupaError, match="giving up on /api/invoices after 3 attempts"):
+        get(http)
+    assert len(server.requests_to("/api/invoices")) == 3
+
+
+def test_redirects_are_not_followed(server: ScriptedServer) -> None:
+    server.script(
+        "/api/invoices", Reply(302, raw=b"", headers={"Location": "https://elsewhere.example/api"})
+    )
+    http = make_http(server)
+    with pytest.raises(CoupaAPIError, match="redirected"):
+        get(http)
+    assert len(server.requests_to("/api/invoices")) == 1
