@@ -77,8 +77,8 @@ class ScriptedServer:
                 if reply.truncate:
                     self.close_connection = True
 
-            do_GET = _answer
-            do_POST = _answer
+            do_GET = _answer  # noqa: N815 - http.server naming
+            do_POST = _answer  # noqa: N815
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
