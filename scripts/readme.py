@@ -1,0 +1,69 @@
+"""Regenerate the README's settings and streams tables from the tap itself.
+
+The tables sit between ``<!-- BEGIN name -->`` / ``<!-- END name -->`` markers, so they
+cannot drift from ``--about`` and the stream registry; ``--check`` fails when they have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tap_coupa.streams import registry
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def settings_table() -> str:
+    about = subprocess.run(
+        [sys.executable, "-m", "tap_coupa", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    table = about.split("## Settings", 1)[1].strip().split("\n\n", 1)[0]
+    return table.strip()
+
+
+def streams_table() -> str:
+    rows = [
+        "| Stream | Endpoint | Primary key | Replication key | Scope |",
+        "|:--|:--|:--|:--|:--|",
+    ]
+    for name, spec in sorted(registry().items()):
+        source = f"`/api/{spec['path']}`"
+        if spec["parent"]:
+            source = f"`{spec['array_field']}` of {spec['parent']} (`{spec['parent_key']}`)"
+        key = spec["replication_key"] or "— (full table)"
+        pk = ", ".join(spec["primary_keys"])
+        rows.append(f"| {name} | {source} | {pk} | {key} | `{spec['scope']}` |")
+    return "\n".join(rows)
+
+
+def render(text: str) -> str:
+    for name, table in {"settings": settings_table(), "streams": streams_table()}.items():
+        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
+        if not pattern.search(text):
+            sys.exit(f"README.md has no <!-- BEGIN {name} --> / <!-- END {name} --> markers.")
+        text = pattern.sub(lambda m, t=table: f"{m.group(1)}{t}\n{m.group(2)}", text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if README.md is stale")
+    args = parser.parse_args()
+    current = README.read_text()
+    updated = render(current)
+    if args.check:
+        if updated != current:
+            sys.exit("README.md tables are stale: run `python scripts/readme.py`.")
+        return
+    README.write_text(updated)
+
+
+if __name__ == "__main__":
+    main()
