@@ -56,6 +56,8 @@ class PageSource:
         self.path = path
         self.transform = transform
         self.stats = RequestStats()
+        #: A first page requested ahead of the stream's turn (see ``IdScan.prefetch``).
+        self.ready: tuple[list[tuple[str, str]], Future[Page]] | None = None
 
     def fetch(self, params: Params) -> Page:
         """Fetch one page on the calling thread (transforming it there too)."""
@@ -64,7 +66,11 @@ class PageSource:
         return page
 
     def submit(self, params: Params) -> Future[Page]:
-        """Fetch one page on a worker thread."""
+        """Fetch one page on a worker thread (or hand over the prefetched one)."""
+        if self.ready is not None and self.ready[0] == list(params):
+            future = self.ready[1]
+            self.ready = None
+            return future
         return self.executor.submit(self.fetch, params)
 
 
@@ -79,9 +85,13 @@ class IdScan:
         page_size: int,
         max_in_flight: int,
         after_id: int | None = None,
+        since: str | None = None,
+        resumed_started_at: str | None = None,
         on_page: Callable[[Page], None] | None = None,
     ) -> None:
         self.source = source
+        self.since = since
+        self.resumed_started_at = resumed_started_at
         self.params = list(params)
         self.page_size = page_size
         self.max_in_flight = max(1, max_in_flight)
@@ -90,7 +100,14 @@ class IdScan:
         self.on_page = on_page
         self.paginator = CoupaOffsetPaginator(page_size)
 
-    def _params(self, *, offset: int, above: int | None, below: int | None) -> Params:
+    def prefetch(self) -> None:
+        """Start fetching the first page now; ``__iter__`` will pick it up."""
+        params = self._params(offset=0, above=self.base_id, below=None)
+        self.source.ready = (params, self.source.executor.submit(self.source.fetch, params))
+
+    def _params(
+        self, *, offset: int, above: int | None, below: int | None
+    ) -> list[tuple[str, str]]:
         params = [*self.params, ("order_by", "id"), ("dir", "asc")]
         if above is not None:
             params.append(("id[gt]", str(above)))

@@ -35,6 +35,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 RETURN_OBJECTS = ("limited", "shallow")
+#: How many upcoming streams have their first page requested ahead of their turn.
+PREFETCH_STREAMS = 8
 
 STREAM_OPTIONS = th.ObjectType(
     th.Property(
@@ -302,6 +304,19 @@ class TapCoupa(Tap):
     def executor(self) -> ThreadPoolExecutor:
         """Worker threads that fetch and decode pages."""
         return ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="tap-coupa")
+
+    def prefetch_after(self, current: CoupaStream) -> None:
+        """Request the first pages of the next few streams while ``current`` syncs."""
+        order = [
+            stream
+            for stream in t.cast("dict[str, CoupaStream]", self.streams).values()
+            if not stream.parent_stream_type
+            and (stream.selected or stream.has_selected_descendents)
+        ]
+        if current in order:
+            position = order.index(current) + 1
+            for stream in order[position : position + PREFETCH_STREAMS]:
+                stream.prefetch()
 
     def discover_streams(self) -> list[CoupaStream]:
         """One stream per Coupa collection in the registry."""
