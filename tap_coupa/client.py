@@ -161,6 +161,12 @@ class CoupaStream(RESTStream[int]):
                 self._checkpoint()
                 checkpoint_at = time.monotonic() + CHECKPOINT_SECONDS
         state.pop("progress", None)
+        if count == 0 and clock.not_found:
+            self.logger.info(
+                "Stream %r: Coupa answered 404 (no matching records, or the resource is "
+                "not enabled on this instance).",
+                self.name,
+            )
         self._advance_bookmark(state, latest.latest(), clock.started_at())
         self._log_done(scan.source, count, time.monotonic() - started)
 
@@ -291,10 +297,12 @@ class _ScanClock:
     def __init__(self) -> None:
         self._started: float | None = None
         self.resumed: str | None = None
+        self.not_found = False
         self._local = time.time()
 
     def observe(self, page: Page) -> None:
         """Take the first page's server time; later pages are later still."""
+        self.not_found = self.not_found or page.not_found
         if self._started is None:
             self._started = page.server_time if page.server_time is not None else self._local
 

@@ -36,6 +36,50 @@ if t.TYPE_CHECKING:
     from tap_coupa.http import CoupaHTTP
 
 Transform = t.Callable[[list[Record]], list[Record]]
+#: A collection with a record this many pages in is "long": all slots go to it.
+PROBE_PAGES = 20
+
+
+class _Window:
+    """How many pages to keep in flight.
+
+    It starts at one page, so a small or empty collection costs one request, and grows
+    by one per full page (doubling every round trip). Once the collection looks long
+    (a probe finds a record ``PROBE_PAGES`` pages in) it opens fully; waiting for
+    growth alone would spend seconds at a fraction of the rate limit.
+    """
+
+    def __init__(self, maximum: int, start_probe: Callable[[], Future[Page]]) -> None:
+        self.maximum = maximum
+        self._size = 1
+        self._start_probe = start_probe
+        self._probe: Future[Page] | None = None
+        self._probed = maximum <= 1
+
+    def probe(self) -> None:
+        """Send the probe (once)."""
+        if not self._probed:
+            self._probed = True
+            self._probe = self._start_probe()
+
+    def grow(self) -> None:
+        """A full page arrived: there is more, perhaps much more."""
+        self._size = min(self.maximum, self._size + 1)
+        self.probe()
+
+    def size(self) -> int:
+        """The current window, opened fully once the probe found a record."""
+        probe = self._probe
+        if probe is not None and probe.done():
+            self._probe = None
+            if not probe.cancelled() and probe.exception() is None and probe.result().records:
+                self._size = self.maximum
+        return self._size
+
+    def cancel(self) -> None:
+        """Drop the probe if the scan ends first."""
+        if self._probe is not None:
+            self._probe.cancel()
 
 
 class PageSource:
@@ -106,14 +150,14 @@ class IdScan:
         self.source.ready = (params, self.source.executor.submit(self.source.fetch, params))
 
     def _params(
-        self, *, offset: int, above: int | None, below: int | None
+        self, *, offset: int, above: int | None, below: int | None, limit: int | None = None
     ) -> list[tuple[str, str]]:
         params = [*self.params, ("order_by", "id"), ("dir", "asc")]
         if above is not None:
             params.append(("id[gt]", str(above)))
         if below is not None:
             params.append(("id[lt]", str(below)))
-        params += [("limit", str(self.page_size)), ("offset", str(offset))]
+        params += [("limit", str(limit or self.page_size)), ("offset", str(offset))]
         return params
 
     def _emit(self, page: Page) -> Iterator[Record]:
@@ -134,12 +178,12 @@ class IdScan:
             return
         pending: dict[int, Future[Page]] = {}
         launched = 0
-        window = 1
+        window = _Window(self.max_in_flight, self._probe)
         index = 0
         previous_last: int | None = None
         try:
             while True:
-                while launched - index < window:
+                while launched - index < window.size():
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=self.base_id, below=None)
                     pending[launched] = self.source.submit(params)
@@ -157,10 +201,18 @@ class IdScan:
                     return
                 previous_last = records[-1]["id"]
                 index += 1
-                window = min(self.max_in_flight, window * 2)
+                window.grow()
         finally:
+            window.cancel()
             for future in pending.values():
                 future.cancel()
+
+    def _probe(self) -> Future[Page]:
+        """Ask for one record far ahead, to learn whether the collection is long."""
+        offset = self.paginator.offset(PROBE_PAGES)
+        return self.source.submit(
+            self._params(offset=offset, above=self.base_id, below=None, limit=1)
+        )
 
     def _keyset(self, above: int | None, below: int | None) -> Iterator[Record]:
         """Read ids in (above, below) page by page with id cursors: immune to shifting."""

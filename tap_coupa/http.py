@@ -86,6 +86,8 @@ class Page:
 
     records: list[Record]
     server_time: float | None
+    #: Coupa's 404 for "no results" (also what a resource not enabled looks like).
+    not_found: bool = False
 
 
 @dataclass
@@ -171,6 +173,9 @@ class CoupaHTTP:
         status = response.status_code
         if status == httpx.codes.OK:
             return self._decode(call, response)
+        if status == httpx.codes.NOT_FOUND:
+            # Coupa answers a list query that matches nothing with 404, not [].
+            return Page(records=[], server_time=_server_time(response), not_found=True)
         if status == httpx.codes.UNAUTHORIZED and not call.reauthenticated:
             call.reauthenticated = True
             if self.auth.invalidate(headers):
@@ -217,7 +222,6 @@ class CoupaHTTP:
         hint = {
             401: "check the credentials (client_id/client_secret or api_key)",
             403: "grant the API client the scope this stream needs (see README)",
-            404: "this resource is not enabled on the instance; deselect the stream",
         }.get(status, "check the stream's filters and fields settings")
         if 300 <= status < 400:
             hint = (

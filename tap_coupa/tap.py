@@ -124,7 +124,7 @@ class TapCoupa(Tap):
         th.Property(
             "max_requests_per_second",
             th.NumberType(exclusive_minimum=0),
-            default=24,
+            default=24.5,
             description="Client-side rate limit, shared by all streams (Coupa allows 25).",
         ),
         th.Property(
@@ -293,7 +293,7 @@ class TapCoupa(Tap):
             api_base=self.api_base,
             authenticator=self.authenticator,
             limiter=RateLimiter(
-                float(self.config.get("max_requests_per_second", 24)),
+                float(self.config.get("max_requests_per_second", 24.5)),
                 int(self.config.get("rate_limit_burst", 10)),
             ),
             client=self.client,
