@@ -28,7 +28,7 @@ def target_duckdb() -> str:
 
 
 def load(tap: TapRunner, tmp_path: Path, config: dict[str, object], streams: list[str]) -> Path:
-    database = tmp_path / "coupa.duckdb"
+    database = tmp_path / "warehouse.duckdb"
     target_config = tmp_path / "target.json"
     target_config.write_text(json.dumps({"filepath": str(database), "default_target_schema": "coupa"}))
     tap_args = tap.files(config, streams, None)
@@ -73,7 +73,7 @@ def meltano() -> str:
 
 def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
     project = tmp_path / "project"
-    project.mkdir()
+    (project / "output").mkdir(parents=True)
     for name in ["meltano.yml", "pyproject.toml", "README.md"]:
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "tap_coupa", project / "tap_coupa")
@@ -111,6 +111,6 @@ def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path
     total = len(fresh_sandbox.records("suppliers"))
     counts = {s: int(n) for s, n in re.findall(r"Stream '(\w+)': (\d+) records", second.stderr)}
     assert 3 <= counts["suppliers"] < total, "the second run extracts only what changed"
-    with duckdb.connect(str(project / "output" / "coupa.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(project / "output" / "warehouse.duckdb"), read_only=True) as db:
         loaded = db.execute("select count(*) from coupa.suppliers").fetchone()
     assert loaded is not None and loaded[0] == total
