@@ -125,7 +125,15 @@ def run_tap(label: str, sandbox: SandboxProcess, workdir: Path, **settings: obje
     started = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tap_coupa", "--config", str(config_path), "--catalog", str(catalog_path)],
+            [
+                sys.executable,
+                "-m",
+                "tap_coupa",
+                "--config",
+                str(config_path),
+                "--catalog",
+                str(catalog_path),
+            ],
             stdout=subprocess.PIPE,
             stderr=log,
         )
@@ -166,7 +174,9 @@ def floor_us_per_record(sandbox: SandboxProcess, token: str, pages: int) -> floa
     count = 0
     for body in bodies:
         for record in decoder.decode(body):
-            encoder.encode({"type": "RECORD", "stream": STREAM, "record": record, "time_extracted": now})
+            encoder.encode(
+                {"type": "RECORD", "stream": STREAM, "record": record, "time_extracted": now}
+            )
             count += 1
     return (time.process_time() - started) * 1e6 / count
 
@@ -203,7 +213,9 @@ def main() -> None:
             sandbox.close()
         for count in (args.records, args.fast_records):
             print(f"fast profile: {count} invoices ...", flush=True)
-            sandbox = SandboxProcess("--profile", "fast", "--no-rate-limit", "--records", f"{STREAM}={count}")
+            sandbox = SandboxProcess(
+                "--profile", "fast", "--no-rate-limit", "--records", f"{STREAM}={count}"
+            )
             try:
                 floor = floor_us_per_record(sandbox, token(sandbox), pages=40)
                 fast = run_tap(f"fast, {count}", sandbox, workdir, max_requests_per_second=10000)

@@ -71,6 +71,7 @@ class CoupaStream(RESTStream[int]):
         self._schema_sent = False
         self._children: list[CoupaStream] = []
         self._source: PageSource | None = None
+        self._emitted = 0
 
     @property
     def url_base(self) -> str:
@@ -169,6 +170,7 @@ class CoupaStream(RESTStream[int]):
             )
         self._advance_bookmark(state, latest.latest(), clock.started_at())
         self._log_done(scan.source, count, time.monotonic() - started)
+        self._log_children()
 
     def _checkpoint(self) -> None:
         """Emit STATE now (the SDK only does so every 10,000 records)."""
@@ -251,7 +253,19 @@ class CoupaStream(RESTStream[int]):
             if child.selected and not child._schema_sent:
                 child._write_schema_message()
                 child._schema_sent = True
+            child._emitted = 0
             child._prepare_children()
+
+    def _log_children(self) -> None:
+        for child in self._children:
+            if child.selected:
+                self.logger.info(
+                    "Stream %r: %d records (from %r, no extra requests).",
+                    child.name,
+                    child._emitted,
+                    self.name,
+                )
+            child._log_children()
 
     def generate_child_contexts(
         self, record: Record, context: Context | None
@@ -288,6 +302,7 @@ class CoupaStream(RESTStream[int]):
             self.shape([record])
             if emit:
                 self._write_record_message(record)
+                self._emitted += 1
             self._sync_children(record)
 
 
