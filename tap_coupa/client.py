@@ -21,15 +21,25 @@ import time
 import typing as t
 from datetime import datetime, timezone
 
+from singer_sdk import singerlib as singer
+from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
 from tap_coupa.engine import IdScan, PageSource
 from tap_coupa.errors import CoupaConfigError
-from tap_coupa.records import DecimalPlan, InstantMax, Record, parse_instant
+from tap_coupa.records import (
+    DecimalPlan,
+    InstantMax,
+    PrunePlan,
+    Record,
+    compile_prune,
+    parse_instant,
+    prune,
+)
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Generator, Iterable
 
     import pendulum
     from singer_sdk.helpers.types import Context
@@ -72,6 +82,7 @@ class CoupaStream(RESTStream[int]):
         self._children: list[CoupaStream] = []
         self._source: PageSource | None = None
         self._emitted = 0
+        self._prune: PrunePlan = {}
 
     @property
     def url_base(self) -> str:
@@ -91,6 +102,8 @@ class CoupaStream(RESTStream[int]):
                 extra = {key: record.pop(key) for key in list(record) if key not in known}
                 record[EXTRA_FIELDS] = extra
                 self._report("kept under 'extra-fields'", extra)
+            if self._prune:
+                prune(record, self._prune)
         if bad:
             self._report("not a decimal; emitted as null", bad)
         return records
@@ -244,6 +257,7 @@ class CoupaStream(RESTStream[int]):
 
     def _prepare_children(self) -> None:
         """Find the children to feed and send their SCHEMA once, before any record."""
+        self._prune = compile_prune(self.mask)
         self._children = [
             child
             for child in self.child_streams
@@ -280,6 +294,25 @@ class CoupaStream(RESTStream[int]):
             return
         for child in self._children:
             child.emit_from(child_context)
+
+    def _generate_record_messages(
+        self, record: Record
+    ) -> Generator[singer.RecordMessage, None, None]:
+        """Build RECORD messages without re-walking the record.
+
+        The SDK's version walks every nested object for deselected properties and type
+        conformance; ``shape`` already did both with plans compiled once per stream.
+        """
+        time_extracted = utc_now()
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield singer.RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=time_extracted,
+                )
 
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None

@@ -27,7 +27,9 @@ from __future__ import annotations
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from tap_coupa.http import Page, Params, Record, RequestStats
+import msgspec
+
+from tap_coupa.http import Page, Params, Record, RequestStats, logger, parse_records
 from tap_coupa.pagination import CoupaOffsetPaginator
 
 if t.TYPE_CHECKING:
@@ -104,18 +106,35 @@ class PageSource:
         self.ready: tuple[list[tuple[str, str]], Future[Page]] | None = None
 
     def fetch(self, params: Params) -> Page:
-        """Fetch one page on the calling thread (transforming it there too)."""
+        """Fetch and decode one page on the calling thread."""
         page = self.http.get(self.path, params, stream=self.stream, stats=self.stats)
         page.records = self.transform(page.records)
         return page
 
+    def _download(self, params: Params) -> Page:
+        return self.http.get(self.path, params, stream=self.stream, stats=self.stats, decode=False)
+
     def submit(self, params: Params) -> Future[Page]:
-        """Fetch one page on a worker thread (or hand over the prefetched one)."""
+        """Download one page on a worker thread (or hand over the prefetched one)."""
         if self.ready is not None and self.ready[0] == list(params):
             future = self.ready[1]
             self.ready = None
             return future
-        return self.executor.submit(self.fetch, params)
+        return self.executor.submit(self._download, params)
+
+    def result(self, future: Future[Page], params: Params) -> Page:
+        """Decode a downloaded page; JSON that turns out broken is fetched again."""
+        page = future.result()
+        if page.body is None:
+            return page
+        try:
+            records = parse_records(page.body, stream=self.stream, path=self.path)
+        except msgspec.DecodeError as exc:
+            logger.warning("Stream %r: refetching a page with broken JSON (%s).", self.stream, exc)
+            return self.fetch(params)
+        page.body = None
+        page.records = self.transform(records)
+        return page
 
 
 class IdScan:
@@ -147,7 +166,8 @@ class IdScan:
     def prefetch(self) -> None:
         """Start fetching the first page now; ``__iter__`` will pick it up."""
         params = self._params(offset=0, above=self.base_id, below=None)
-        self.source.ready = (params, self.source.executor.submit(self.source.fetch, params))
+        self.source.ready = None
+        self.source.ready = (params, self.source.submit(params))
 
     def _params(
         self, *, offset: int, above: int | None, below: int | None, limit: int | None = None
@@ -176,7 +196,7 @@ class IdScan:
         if self.paginator.step == self.page_size:  # no room for an overlap: keyset only
             yield from self._keyset(self.base_id, None)
             return
-        pending: dict[int, Future[Page]] = {}
+        pending: dict[int, tuple[Params, Future[Page]]] = {}
         launched = 0
         window = _Window(self.max_in_flight, self._probe)
         index = 0
@@ -186,9 +206,10 @@ class IdScan:
                 while launched - index < window.size():
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=self.base_id, below=None)
-                    pending[launched] = self.source.submit(params)
+                    pending[launched] = (params, self.source.submit(params))
                     launched += 1
-                page = pending.pop(index).result()
+                page_params, future = pending.pop(index)
+                page = self.source.result(future, page_params)
                 records = page.records
                 if previous_last is not None and (not records or records[0]["id"] > previous_last):
                     upper = records[0]["id"] if records else None
@@ -204,15 +225,14 @@ class IdScan:
                 window.grow()
         finally:
             window.cancel()
-            for future in pending.values():
+            for _, future in pending.values():
                 future.cancel()
 
     def _probe(self) -> Future[Page]:
         """Ask for one record far ahead, to learn whether the collection is long."""
         offset = self.paginator.offset(PROBE_PAGES)
-        return self.source.submit(
-            self._params(offset=offset, above=self.base_id, below=None, limit=1)
-        )
+        params = self._params(offset=offset, above=self.base_id, below=None, limit=1)
+        return self.source.executor.submit(self.source.fetch, params)  # one record: decode there
 
     def _keyset(self, above: int | None, below: int | None) -> Iterator[Record]:
         """Read ids in (above, below) page by page with id cursors: immune to shifting."""

@@ -82,12 +82,32 @@ class RequestStats:
 
 @dataclass
 class Page:
-    """One decoded page and the server's clock when it was produced."""
+    """One page and the server's clock when it was produced.
+
+    Worker threads leave ``body`` undecoded: decoding holds the GIL, so it is done once,
+    by the thread that emits the records, and pages in flight stay compact bytes.
+    """
 
     records: list[Record]
     server_time: float | None
     #: Coupa's 404 for "no results" (also what a resource not enabled looks like).
     not_found: bool = False
+    body: bytes | None = None
+
+
+def parse_records(body: bytes, *, stream: str, path: str) -> list[Record]:
+    """Decode Coupa's bare JSON array; raises ``msgspec.DecodeError`` on broken JSON."""
+    records = _decoder.decode(body)
+    if isinstance(records, list):
+        return records
+    if isinstance(records, dict) and "errors" in records:
+        msg = f"Stream {stream!r}: /api/{path} answered 200 with errors: {snippet(str(records))!r}."
+    else:
+        msg = (
+            f"Stream {stream!r}: /api/{path} returned a JSON {type(records).__name__}, "
+            "not an array; check base_url."
+        )
+    raise CoupaAPIError(msg)
 
 
 @dataclass
@@ -98,6 +118,7 @@ class _Call:
     path: str
     params: Params
     stats: RequestStats
+    decode: bool
     reauthenticated: bool = False
 
 
@@ -128,9 +149,12 @@ class CoupaHTTP:
             logger=None,
         )(self._fetch_once)
 
-    def get(self, path: str, params: Params, *, stream: str, stats: RequestStats) -> Page:
-        """GET ``/api/<path>`` and return its JSON array, retrying transient failures."""
-        return self._fetch(_Call(stream=stream, path=path, params=params, stats=stats))
+    def get(
+        self, path: str, params: Params, *, stream: str, stats: RequestStats, decode: bool = True
+    ) -> Page:
+        """GET ``/api/<path>``, retrying transient failures; ``decode=False`` keeps the body."""
+        call = _Call(stream=stream, path=path, params=params, stats=stats, decode=decode)
+        return self._fetch(call)
 
     def _count(self, call: _Call, **counts: int) -> None:
         self.stats.add(**counts)
@@ -192,7 +216,7 @@ class CoupaHTTP:
         raise CoupaAPIError(self._failure(call, response))
 
     def _decode(self, call: _Call, response: httpx.Response) -> Page:
-        """Parse the bare JSON array Coupa returns; anything else is transient or fatal."""
+        """Accept only JSON; an HTML maintenance page or XML is retried, then reported."""
         content_type = response.headers.get("Content-Type", "")
         if "json" not in content_type:
             msg = (
@@ -201,20 +225,15 @@ class CoupaHTTP:
                 "base_url is not a Coupa instance"
             )
             raise CoupaRetriableError(msg)
-        try:
-            body = _decoder.decode(response.content)
-        except msgspec.DecodeError as exc:
-            msg = f"invalid or truncated JSON ({exc})"
-            raise CoupaRetriableError(msg) from None
-        if not isinstance(body, list):
-            if isinstance(body, dict) and "errors" in body:
-                raise CoupaAPIError(self._failure(call, response))
-            msg = (
-                f"Stream {call.stream!r}: /api/{call.path} returned a JSON "
-                f"{type(body).__name__}, not an array; check base_url."
-            )
-            raise CoupaAPIError(msg)
-        return Page(records=body, server_time=_server_time(response))
+        page = Page(records=[], server_time=_server_time(response), body=response.content)
+        if call.decode:
+            try:
+                page.records = parse_records(page.body or b"", stream=call.stream, path=call.path)
+            except msgspec.DecodeError as exc:
+                msg = f"invalid or truncated JSON ({exc})"
+                raise CoupaRetriableError(msg) from None
+            page.body = None
+        return page
 
     @staticmethod
     def _failure(call: _Call, response: httpx.Response) -> str:

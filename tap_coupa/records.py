@@ -72,6 +72,37 @@ class DecimalPlan:
                         plan.apply(item, bad, f"{path}{name}[].")
 
 
+PrunePlan = dict[str, "PrunePlan | None"]
+
+
+def compile_prune(mask: t.Mapping[tuple[str, ...], bool]) -> PrunePlan:
+    """Turn a selection mask into the nested property names to drop (None = drop it).
+
+    The SDK walks every nested object of every record to apply the mask; compiling it
+    once lets a record with everything selected (the usual case) pass untouched.
+    """
+    plan: PrunePlan = {}
+    for crumb, selected in mask.items():
+        if selected or len(crumb) < 2 or crumb[0] != "properties":
+            continue
+        *parents, name = crumb[1::2]
+        node: PrunePlan | None = plan
+        for parent in parents:
+            node = node.setdefault(parent, {}) if node is not None else None
+        if node is not None:
+            node[name] = None
+    return plan
+
+
+def prune(obj: Record, plan: PrunePlan) -> None:
+    """Drop deselected properties in place."""
+    for name, sub in plan.items():
+        if sub is None:
+            obj.pop(name, None)
+        elif (value := obj.get(name)).__class__ is dict:
+            prune(value, sub)
+
+
 class InstantMax:
     """The latest instant among ISO-8601 strings that carry different UTC offsets.
 
