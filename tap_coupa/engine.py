@@ -24,6 +24,8 @@ collection's length.
 
 from __future__ import annotations
 
+import functools
+import sys
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -162,6 +164,7 @@ class IdScan:
         self.last_id = after_id
         self.on_page = on_page
         self.paginator = CoupaOffsetPaginator(page_size)
+        self._end_hint = sys.maxsize
 
     def prefetch(self) -> None:
         """Start fetching the first page now; ``__iter__`` will pick it up."""
@@ -199,14 +202,20 @@ class IdScan:
         pending: dict[int, tuple[Params, Future[Page]]] = {}
         launched = 0
         window = _Window(self.max_in_flight, self._probe)
+        if self.since is None and self.base_id is None:
+            window.probe()  # a backfill is usually long: ask at once, not a round trip later
         index = 0
         previous_last: int | None = None
         try:
             while True:
-                while launched - index < window.size():
+                while launched - index < window.size() and (
+                    launched <= self._end_hint or launched == index
+                ):
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=self.base_id, below=None)
-                    pending[launched] = (params, self.source.submit(params))
+                    future = self.source.submit(params)
+                    future.add_done_callback(functools.partial(self._note_end, launched))
+                    pending[launched] = (params, future)
                     launched += 1
                 page_params, future = pending.pop(index)
                 page = self.source.result(future, page_params)
@@ -227,6 +236,17 @@ class IdScan:
             window.cancel()
             for _, future in pending.values():
                 future.cancel()
+
+    def _note_end(self, index: int, future: Future[Page]) -> None:
+        """An empty page marks the end: stop speculating past it before it is consumed.
+
+        (Only launching stops; consumption still checks every boundary in order.)
+        """
+        if future.cancelled() or future.exception() is not None:
+            return
+        page = future.result()
+        if page.not_found or (page.body is not None and page.body.strip() == b"[]"):
+            self._end_hint = min(self._end_hint, index)
 
     def _probe(self) -> Future[Page]:
         """Ask for one record far ahead, to learn whether the collection is long."""
