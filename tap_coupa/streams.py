@@ -50,6 +50,12 @@ def load_schema(name: str) -> dict[str, t.Any]:
     return schema
 
 
+@cache
+def property_names(name: str) -> frozenset[str]:
+    """The top-level properties a stream's records may carry."""
+    return frozenset(load_schema(name)["properties"])
+
+
 def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) + "Stream"
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import logging
 import re
+import sys
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -16,14 +18,15 @@ import httpx
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
 
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
-from tap_coupa.errors import CoupaConfigError
+from tap_coupa.errors import CoupaConfigError, CoupaError
 from tap_coupa.http import CoupaHTTP, Params
 from tap_coupa.pagination import MAX_PAGE_SIZE
 from tap_coupa.ratelimit import RateLimiter
 from tap_coupa.records import parse_instant
-from tap_coupa.streams import load_schema, registry, stream_types
+from tap_coupa.streams import load_schema, property_names, registry, stream_types
 
 if t.TYPE_CHECKING:
     import pendulum
@@ -169,6 +172,24 @@ class TapCoupa(Tap):
             self.origin  # noqa: B018 - validate early, with a clear message
             self.start_date  # noqa: B018
             self._check_stream_options()
+        self._check_state()
+        self._check_catalog()
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        """Run the CLI; a known failure ends in one error line and exit code 1.
+
+        Bugs still show their traceback. Any STATE already emitted stays valid:
+        bookmarks only move when a stream's scan completes.
+        """
+        for name in ("state", "catalog"):
+            if (file := kwargs.get(name)) is not None:
+                kwargs[name] = _checked_json(name, file)
+        try:
+            super().invoke(*args, **kwargs)
+        except (CoupaError, ConfigValidationError) as exc:
+            cls.logger.error("%s", exc)
+            sys.exit(1)
 
     # Settings ------------------------------------------------------------------
 
@@ -235,6 +256,67 @@ class TapCoupa(Tap):
         streams: t.Iterable[CoupaStream] = self.streams.values()  # type: ignore[assignment]
         wanted = {s.scope for s in streams if s.selected or s.has_selected_descendents}
         return sorted(wanted)
+
+    def _check_state(self) -> None:
+        """Refuse a state file that is not ours or not well-formed, before any request."""
+        state = self.state
+        bookmarks = state.get("bookmarks", {}) if isinstance(state, dict) else None
+        if not isinstance(bookmarks, dict):
+            msg = 'The state file has no "bookmarks" object; pass a tap-coupa state or none.'
+            raise CoupaConfigError(msg)
+        known = set(registry())
+        unknown = sorted(set(bookmarks) - known)
+        if unknown and not set(bookmarks) & known:
+            msg = (
+                f"The state file's bookmarks ({', '.join(unknown[:5])}) are not tap-coupa "
+                "streams: it belongs to another tap. Pass this tap's state, or none."
+            )
+            raise CoupaConfigError(msg)
+        for name in unknown:
+            self.logger.warning("State has a bookmark for unknown stream %r; ignoring it.", name)
+        for name in set(bookmarks) & known:
+            entry = bookmarks[name]
+            value = entry.get("replication_key_value") if isinstance(entry, dict) else None
+            progress = entry.get("progress") if isinstance(entry, dict) else None
+            problem = None
+            if not isinstance(entry, dict):
+                problem = "is not an object"
+            elif value is not None and not _is_instant(value):
+                problem = f"has replication_key_value {value!r}, not an ISO-8601 date-time"
+            elif progress is not None and not _valid_progress(progress):
+                problem = f"has an invalid progress entry {progress!r}"
+            if problem:
+                msg = (
+                    f"State for stream {name!r} {problem}; fix it, or remove that stream's "
+                    "bookmark to re-extract it."
+                )
+                raise CoupaConfigError(msg)
+
+    def _check_catalog(self) -> None:
+        """Refuse a catalog naming streams or properties this tap does not have."""
+        catalog = self.input_catalog
+        if catalog is None:
+            return
+        specs = registry()
+        unknown = sorted(
+            entry.tap_stream_id for entry in catalog.streams if entry.tap_stream_id not in specs
+        )
+        if unknown:
+            msg = (
+                f"The catalog names unknown streams {unknown[:5]}; regenerate it with "
+                "tap-coupa --discover (or meltano select)."
+            )
+            raise CoupaConfigError(msg)
+        for entry in catalog.streams:
+            known = property_names(entry.tap_stream_id)
+            named = set((entry.schema.properties or {}) if entry.schema else {})
+            named |= {crumb[1] for crumb in entry.metadata if len(crumb) > 1}
+            if extra := sorted(named - known):
+                msg = (
+                    f"The catalog's {entry.tap_stream_id!r} stream names unknown properties "
+                    f"{extra[:5]}; regenerate the catalog with tap-coupa --discover."
+                )
+                raise CoupaConfigError(msg)
 
     def _check_stream_options(self) -> None:
         unknown = set(self.config.get("stream_options") or {}) - set(registry())
@@ -324,6 +406,38 @@ class TapCoupa(Tap):
     def discover_streams(self) -> list[CoupaStream]:
         """One stream per Coupa collection in the registry."""
         return [cls(tap=self, schema=load_schema(name)) for name, cls in stream_types().items()]
+
+
+def _checked_json(name: str, file: t.IO[str]) -> t.IO[str]:
+    """Read a --state/--catalog file now, so bad JSON gets one clear line."""
+    text = file.read()
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        logging.getLogger("tap-coupa").error(
+            "The --%s file is not valid JSON (%s); fix it, or run without it.", name, exc
+        )
+        sys.exit(1)
+    return io.StringIO(text)
+
+
+def _is_instant(value: object) -> bool:
+    try:
+        parse_instant(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_progress(progress: object) -> bool:
+    if not isinstance(progress, dict):
+        return False
+    after_id, since, started = (progress.get(k) for k in ("after_id", "since", "started_at"))
+    return (
+        (after_id is None or (isinstance(after_id, int) and not isinstance(after_id, bool)))
+        and (since is None or _is_instant(since))
+        and (started is None or _is_instant(started))
+    )
 
 
 def _is_loopback(host: str) -> bool:
