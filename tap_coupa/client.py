@@ -129,6 +129,7 @@ class CoupaStream(RESTStream[int]):
                 self.coupa.executor,
                 stream=self.name,
                 path=self.path,
+                scope=self.scope,
                 transform=self.shape,
             )
         return IdScan(

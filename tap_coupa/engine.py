@@ -96,12 +96,14 @@ class PageSource:
         *,
         stream: str,
         path: str,
+        scope: str,
         transform: Transform,
     ) -> None:
         self.http = http
         self.executor = executor
         self.stream = stream
         self.path = path
+        self.scope = scope
         self.transform = transform
         self.stats = RequestStats()
         #: A first page requested ahead of the stream's turn (see ``IdScan.prefetch``).
@@ -109,12 +111,17 @@ class PageSource:
 
     def fetch(self, params: Params) -> Page:
         """Fetch and decode one page on the calling thread."""
-        page = self.http.get(self.path, params, stream=self.stream, stats=self.stats)
+        page = self._get(params, decode=True)
         page.records = self.transform(page.records)
         return page
 
+    def _get(self, params: Params, *, decode: bool) -> Page:
+        return self.http.get(
+            self.path, params, stream=self.stream, scope=self.scope, stats=self.stats, decode=decode
+        )
+
     def _download(self, params: Params) -> Page:
-        return self.http.get(self.path, params, stream=self.stream, stats=self.stats, decode=False)
+        return self._get(params, decode=False)
 
     def submit(self, params: Params) -> Future[Page]:
         """Download one page on a worker thread (or hand over the prefetched one)."""

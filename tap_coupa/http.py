@@ -117,6 +117,7 @@ class _Call:
     stream: str
     path: str
     params: Params
+    scope: str
     stats: RequestStats
     decode: bool
     reauthenticated: bool = False
@@ -150,10 +151,17 @@ class CoupaHTTP:
         )(self._fetch_once)
 
     def get(
-        self, path: str, params: Params, *, stream: str, stats: RequestStats, decode: bool = True
+        self,
+        path: str,
+        params: Params,
+        *,
+        stream: str,
+        scope: str,
+        stats: RequestStats,
+        decode: bool = True,
     ) -> Page:
         """GET ``/api/<path>``, retrying transient failures; ``decode=False`` keeps the body."""
-        call = _Call(stream=stream, path=path, params=params, stats=stats, decode=decode)
+        call = _Call(stream, path, params, scope, stats, decode)
         return self._fetch(call)
 
     def _count(self, call: _Call, **counts: int) -> None:
@@ -240,7 +248,10 @@ class CoupaHTTP:
         status = response.status_code
         hint = {
             401: "check the credentials (client_id/client_secret or api_key)",
-            403: "grant the API client the scope this stream needs (see README)",
+            403: (
+                f"the token may lack the scope {call.scope}: grant it to the API client "
+                "(and list it in scopes, if set), or deselect the stream"
+            ),
         }.get(status, "check the stream's filters and fields settings")
         if 300 <= status < 400:
             hint = (

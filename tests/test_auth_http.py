@@ -45,7 +45,9 @@ def make_http(server: ScriptedServer, *, max_retries: int = 3) -> CoupaHTTP:
 
 
 def get(http: CoupaHTTP, path: str = "invoices") -> list[dict]:
-    return http.get(path, [("limit", "50")], stream="invoices", stats=RequestStats()).records
+    return http.get(
+        path, [("limit", "50")], stream="invoices", scope="core.invoice.read", stats=RequestStats()
+    ).records
 
 
 def test_token_request_is_coupa_client_credentials(server: ScriptedServer) -> None:
@@ -192,6 +194,13 @@ def test_retries_give_up_with_one_clear_error(server: ScriptedServer) -> None:
     with pytest.raises(CoupaError, match="giving up on /api/invoices after 3 attempts"):
         get(http)
     assert len(server.requests_to("/api/invoices")) == 3
+
+
+def test_403_names_the_missing_scope(server: ScriptedServer) -> None:
+    server.script("/api/invoices", Reply(403, {"errors": {"error": ["Forbidden"]}}))
+    http = make_http(server)
+    with pytest.raises(CoupaAPIError, match=r"lack the scope core\.invoice\.read"):
+        get(http)
 
 
 def test_redirects_are_not_followed(server: ScriptedServer) -> None:

@@ -23,14 +23,18 @@ STREAMS = ["invoices", "invoice_lines", "suppliers", "currencies"]
 def target_duckdb() -> str:
     found = shutil.which("target-duckdb", path=str(Path(sys.executable).parent))
     if not found:
-        pytest.fail("target-duckdb is not installed in the test environment (pip install -e .[dev])")
+        pytest.fail(
+            "target-duckdb is not installed in the test environment (pip install -e .[dev])"
+        )
     return found
 
 
 def load(tap: TapRunner, tmp_path: Path, config: dict[str, object], streams: list[str]) -> Path:
     database = tmp_path / "warehouse.duckdb"
     target_config = tmp_path / "target.json"
-    target_config.write_text(json.dumps({"filepath": str(database), "default_target_schema": "coupa"}))
+    target_config.write_text(
+        json.dumps({"filepath": str(database), "default_target_schema": "coupa"})
+    )
     tap_args = tap.files(config, streams, None)
     with subprocess.Popen(
         [sys.executable, "-m", "tap_coupa", *tap_args], stdout=subprocess.PIPE
@@ -55,10 +59,12 @@ def test_loaded_rows_equal_the_sandbox(sandbox: Sandbox, tap: TapRunner, tmp_pat
             assert rows == expected, stream
         lines = [line for r in sandbox.records("invoices") for line in r.get("invoice-lines") or []]
         loaded_lines = db.execute("select count(*) from coupa.invoice_lines").fetchone()
-        assert loaded_lines is not None and loaded_lines[0] == len(lines)
+        assert loaded_lines is not None
+        assert loaded_lines[0] == len(lines)
         invoice = next(r for r in sandbox.records("invoices") if r.get("invoice-number"))
         row = db.execute(
-            'select "invoice-number", "updated-at" from coupa.invoices where id = ?', [invoice["id"]]
+            'select "invoice-number", "updated-at" from coupa.invoices where id = ?',
+            [invoice["id"]],
         ).fetchone()
         assert row is not None
         assert row[0] == invoice["invoice-number"]
@@ -113,4 +119,5 @@ def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path
     assert 3 <= counts["suppliers"] < total, "the second run extracts only what changed"
     with duckdb.connect(str(project / "output" / "warehouse.duckdb"), read_only=True) as db:
         loaded = db.execute("select count(*) from coupa.suppliers").fetchone()
-    assert loaded is not None and loaded[0] == total
+    assert loaded is not None
+    assert loaded[0] == total
