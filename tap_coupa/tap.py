@@ -167,7 +167,8 @@ class TapCoupa(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         # httpx logs every request at INFO; the per-stream summaries say what matters.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        for noisy in ("httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         if self.config.get("base_url"):
             self.origin  # noqa: B018 - validate early, with a clear message
             self.start_date  # noqa: B018

@@ -1,0 +1,65 @@
+"""No secret (client secret, access token, API key) appears in any output, log or state."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from coupa_sandbox import Sandbox, SandboxConfig
+from coupa_sandbox.auth import TokenStore
+from tests.conftest import TapRunner
+
+SECRET = "Zx9-client-secret-7Qp"
+API_KEY = "legacy-key-4Rt8-very-secret"
+
+
+@pytest.fixture
+def minted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every token the sandbox issues during the test."""
+    tokens: list[str] = []
+    issue = TokenStore.issue
+
+    def recording(self: TokenStore, *args: t.Any, **kwargs: t.Any) -> tuple[str, int]:
+        token, ttl = issue(self, *args, **kwargs)
+        tokens.append(token)
+        return token, ttl
+
+    monkeypatch.setattr(TokenStore, "issue", recording)
+    return tokens
+
+
+def assert_clean(text: str, secrets: list[str]) -> None:
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_no_secret_in_output_logs_or_state(tap: TapRunner, minted: list[str]) -> None:
+    config = SandboxConfig(seed=2, client_secret=SECRET, api_key=API_KEY, token_ttl=2, latency_ms=20)
+    with Sandbox(config) as sb:
+        sb.set_faults({"5xx": {"probability": 0.2}})
+        settings = {
+            "base_url": sb.url,
+            "client_id": "sandbox-client",
+            "client_secret": SECRET,
+            "page_size": 5,
+            "max_retries": 10,
+        }
+        ok = tap.run(settings, ["suppliers", "users"], env={"LOGLEVEL": "DEBUG"})
+        wrong = tap.run({**settings, "client_secret": SECRET + "x"}, ["users"], check=False)
+        legacy = tap.run(
+            {"base_url": sb.url, "api_key": API_KEY, "page_size": 20}, ["users"], env={"LOGLEVEL": "DEBUG"}
+        )
+    assert len(minted) >= 2, "short-lived tokens make the tap re-mint during the sync"
+    assert ok.records["suppliers"], "the sync itself worked"
+    assert legacy.records["users"]
+    assert wrong.returncode != 0
+    assert "invalid_client" in wrong.stderr
+    secrets = [SECRET, API_KEY, *minted]
+    for run in (ok, wrong, legacy):
+        assert_clean(run.stdout, secrets)
+        assert_clean(run.stderr, secrets)
+        assert "Bearer " not in run.stderr
+    for path in tap.tmp_path.glob("*.json"):
+        if path.name.startswith("state"):
+            assert_clean(path.read_text(), secrets)
