@@ -1,0 +1,108 @@
+"""Admin API under ``/_sandbox/`` (no auth, no rate limit, no faults, no latency).
+
+Tests and demos use it to compare what a sync extracted with what the instance holds,
+and to switch faults and live mutations while a sync runs.
+
+``GET  /_sandbox/stats``               request/status/fault/token counters
+``GET  /_sandbox/counts``              stream -> record count (child streams: nested items)
+``GET  /_sandbox/streams``             top-level streams with path and scope
+``GET  /_sandbox/records/<stream>``    every current record, full JSON, id order
+``GET  /_sandbox/faults``              current fault config and injection counts
+``POST /_sandbox/faults``              install a fault config (``{}`` clears)
+``POST /_sandbox/mutate``              ``{"stream": s, "update": n, "insert": n, "delete": n}``
+``GET  /_sandbox/background``          current background mutation rules
+``POST /_sandbox/background``          ``{"stream": s, "every_requests": k, …}`` (``{}`` stops)
+``POST /_sandbox/reset``               regenerate all data from the seed
+``POST /_sandbox/expire-tokens``       invalidate every issued token
+``POST /_sandbox/reset-stats``         zero the counters
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .api import Response, error_response, json_response
+from .state import SandboxState
+
+PREFIX = "/_sandbox/"
+
+
+class AdminApi:
+    """Routes admin requests to the shared state."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    def handle(self, method: str, path: str, body: bytes) -> Response:
+        """Dispatch one admin request."""
+        route = path[len(PREFIX) :].strip("/")
+        try:
+            payload: Any = msgspec.json.decode(body) if body.strip() else {}
+        except msgspec.DecodeError:
+            return error_response(400, "error", "Body is not valid JSON")
+        try:
+            return self._dispatch(method, route, payload)
+        except (KeyError, ValueError, TypeError) as exc:
+            return error_response(400, "error", str(exc).strip("'\""))
+
+    def _dispatch(self, method: str, route: str, payload: Any) -> Response:
+        state = self.state
+        if method == "GET":
+            if route == "stats":
+                return json_response(200, state.stats_snapshot())
+            if route == "counts":
+                return json_response(200, state.store.counts_now())
+            if route == "streams":
+                return json_response(
+                    200,
+                    [
+                        {
+                            "name": s.name,
+                            "path": s.path,
+                            "scope": s.scope,
+                            "replication_key": s.replication_key,
+                        }
+                        for s in state.registry.top_level
+                    ],
+                )
+            if route.startswith("records/"):
+                name = route[len("records/") :]
+                if name not in state.registry or not state.registry[name].top_level:
+                    return error_response(404, "error", f"Unknown top-level stream {name}")
+                return Response(200, state.store.records_json(name))
+            if route == "faults":
+                return json_response(200, state.faults.snapshot())
+            if route == "background":
+                return json_response(200, state.store.background())
+        elif method == "POST":
+            if route == "background" and isinstance(payload, list):
+                state.set_background(payload)
+                return json_response(200, state.store.background())
+            if not isinstance(payload, dict):
+                raise ValueError("body must be a JSON object")
+            if route == "faults":
+                state.set_faults(payload)
+                return json_response(200, state.faults.snapshot())
+            if route == "mutate":
+                result = state.store.mutate(
+                    str(payload["stream"]),
+                    update=int(payload.get("update", 0)),
+                    insert=int(payload.get("insert", 0)),
+                    delete=int(payload.get("delete", 0)),
+                )
+                return json_response(200, result)
+            if route == "background":
+                state.set_background(payload)
+                return json_response(200, state.store.background())
+            if route == "reset":
+                state.store.reset()
+                return json_response(200, {"reset": True})
+            if route == "expire-tokens":
+                state.tokens.expire_all()
+                return json_response(200, {"expired": True})
+            if route == "reset-stats":
+                state.stats.reset()
+                return json_response(200, {"reset": True})
+        return error_response(404, "error", f"No admin endpoint {method} {PREFIX}{route}")
