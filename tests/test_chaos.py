@@ -46,7 +46,10 @@ def exact(record: dict) -> str:
 
 @pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])
 def test_full_sync_under_every_fault(tap: TapRunner, retry_after: bool) -> None:
-    faults = {**FAULTS, "storm_429": {**FAULTS["storm_429"], "retry_after": 1 if retry_after else None}}
+    faults = {
+        **FAULTS,
+        "storm_429": {**FAULTS["storm_429"], "retry_after": 1 if retry_after else None},
+    }
     with Sandbox(SandboxConfig(seed=4, latency_ms=5)) as sb:
         sb.set_faults(faults)
         out = tap.run(

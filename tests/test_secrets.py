@@ -35,7 +35,9 @@ def assert_clean(text: str, secrets: list[str]) -> None:
 
 
 def test_no_secret_in_output_logs_or_state(tap: TapRunner, minted: list[str]) -> None:
-    config = SandboxConfig(seed=2, client_secret=SECRET, api_key=API_KEY, token_ttl=2, latency_ms=20)
+    config = SandboxConfig(
+        seed=2, client_secret=SECRET, api_key=API_KEY, token_ttl=2, latency_ms=20
+    )
     with Sandbox(config) as sb:
         sb.set_faults({"5xx": {"probability": 0.2}})
         settings = {
@@ -48,7 +50,9 @@ def test_no_secret_in_output_logs_or_state(tap: TapRunner, minted: list[str]) ->
         ok = tap.run(settings, ["suppliers", "users"], env={"LOGLEVEL": "DEBUG"})
         wrong = tap.run({**settings, "client_secret": SECRET + "x"}, ["users"], check=False)
         legacy = tap.run(
-            {"base_url": sb.url, "api_key": API_KEY, "page_size": 20}, ["users"], env={"LOGLEVEL": "DEBUG"}
+            {"base_url": sb.url, "api_key": API_KEY, "page_size": 20},
+            ["users"],
+            env={"LOGLEVEL": "DEBUG"},
         )
     assert len(minted) >= 2, "short-lived tokens make the tap re-mint during the sync"
     assert ok.records["suppliers"], "the sync itself worked"
