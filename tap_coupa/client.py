@@ -17,6 +17,7 @@ owns the bookmark, because Coupa's offsets make the SDK's defaults unsafe:
 
 from __future__ import annotations
 
+import logging
 import time
 import typing as t
 from datetime import datetime, timezone
@@ -176,10 +177,17 @@ class CoupaStream(RESTStream[int]):
                 checkpoint_at = time.monotonic() + CHECKPOINT_SECONDS
         state.pop("progress", None)
         if count == 0 and clock.not_found:
-            self.logger.info(
-                "Stream %r: Coupa answered 404 (no matching records, or the resource is "
-                "not enabled on this instance).",
+            # "No results" is routine; any other 404 may mean the resource is missing.
+            routine = "no results" in clock.not_found.lower()
+            self.logger.log(
+                logging.INFO if routine else logging.WARNING,
+                "Stream %r: Coupa answered 404 (%s)%s.",
                 self.name,
+                clock.not_found,
+                ""
+                if routine
+                else ": if records were expected, check base_url and that the "
+                "resource is enabled on the instance",
             )
         self._advance_bookmark(state, latest.latest(), clock.started_at())
         self._log_done(scan.source, count, time.monotonic() - started)
@@ -329,12 +337,12 @@ class _ScanClock:
     def __init__(self) -> None:
         self._started: float | None = None
         self.resumed: str | None = None
-        self.not_found = False
+        self.not_found = ""
         self._local = time.time()
 
     def observe(self, page: Page) -> None:
         """Take the first page's server time; later pages are later still."""
-        self.not_found = self.not_found or page.not_found
+        self.not_found = page.not_found or self.not_found
         if self._started is None:
             self._started = page.server_time if page.server_time is not None else self._local
 

@@ -90,8 +90,8 @@ class Page:
 
     records: list[Record]
     server_time: float | None
-    #: Coupa's 404 for "no results" (also what a resource not enabled looks like).
-    not_found: bool = False
+    #: The body of Coupa's 404, its answer to "no results" (and to an unknown resource).
+    not_found: str = ""
     body: bytes | None = None
 
 
@@ -207,7 +207,7 @@ class CoupaHTTP:
             return self._decode(call, response)
         if status == httpx.codes.NOT_FOUND:
             # Coupa answers a list query that matches nothing with 404, not [].
-            return Page(records=[], server_time=_server_time(response), not_found=True)
+            return Page([], _server_time(response), not_found=snippet(response.text, 120) or "404")
         if status == httpx.codes.UNAUTHORIZED and not call.reauthenticated:
             call.reauthenticated = True
             if self.auth.invalidate(headers):
