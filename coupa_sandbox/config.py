@@ -79,6 +79,7 @@ class SandboxConfig:
     faults: Mapping[str, Any] | FaultConfig | None = None  # see coupa_sandbox.faults
     background: Mapping[str, Any] | list[Mapping[str, Any]] | None = None
     eager: bool = False  # generate every stream at start instead of on first access
+    cache_records: int = 5000  # generated records kept per stream
 
     def record_count(self, stream: str) -> int:
         """Initial record count of a top-level stream (explicit counts are not scaled)."""

@@ -95,7 +95,14 @@ class SandboxState:
         else:
             self.anchor = Clock.today_utc_midnight()
         counts = {s.name: config.record_count(s.name) for s in self.registry.top_level}
-        self.store = Store(self.registry, counts, config.seed, self.clock, self.anchor)
+        self.store = Store(
+            self.registry,
+            counts,
+            config.seed,
+            self.clock,
+            self.anchor,
+            cache_records=config.cache_records,
+        )
         self.tokens = TokenStore(
             config.client_id,
             config.client_secret,

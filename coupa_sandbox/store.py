@@ -33,7 +33,6 @@ _encode = msgspec.json.Encoder().encode
 MATCH_CACHE = 32
 """Indexed query results remembered per stream (one per filter combination)."""
 
-CACHE_SIZE = 5000
 """Built records kept per stream (beyond the prototypes, which are always kept)."""
 
 
@@ -135,8 +134,11 @@ class Store:
         clock: Clock,
         anchor: float,
         now: Callable[[], float] = time.time,
+        cache_records: int = 5000,
     ) -> None:
         self.registry = registry
+        #: Generated records kept per stream (a benchmark of a large stream wants all).
+        self.cache_records = cache_records
         self.counts = dict(counts)
         self.seed = seed
         self.clock = clock
@@ -181,9 +183,11 @@ class Store:
         return data
 
     def warm(self, names: Iterable[str] | None = None) -> None:
-        """Generate streams now instead of on first access."""
+        """Generate streams (and as many records as the cache keeps) now, not on access."""
         for name in names or [s.name for s in self.registry.top_level]:
-            self._data(name)
+            data, rows = self._rows(name)
+            for record_id, row in rows[: self.cache_records]:
+                self._build(data, record_id, row)
 
     def _build(self, data: StreamData, record_id: int, row: Row) -> dict[str, Any]:
         if row.record is not None:
@@ -195,7 +199,7 @@ class Store:
         with self._lock:
             if data.rows.get(record_id) is row and row.record is None:
                 data.cache[record_id] = record
-                if len(data.cache) > CACHE_SIZE:
+                if len(data.cache) > self.cache_records:
                     data.cache.popitem(last=False)
         return record
 

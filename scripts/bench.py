@@ -225,7 +225,9 @@ def main() -> None:
         ]
         for label, count, profile, settings in runs:
             print(f"{label}: {count} invoices ...", flush=True)
-            sandbox = SandboxProcess(*profile, "--records", f"{STREAM}={count}")
+            sandbox = SandboxProcess(
+                *profile, "--records", f"{STREAM}={count}", "--cache-records", str(count)
+            )
             try:
                 # The fixed cost (imports, catalog, token): the same run with nothing to sync.
                 idle = run_tap(

@@ -153,6 +153,7 @@ class CoupaStream(RESTStream[int]):
         """Scan the collection and keep the bookmark and resume point in state."""
         state = self.get_context_state(context)
         self._prepare_children()
+        self.coupa.freeze_heap()
         self.coupa.prefetch_after(self)
         clock = _ScanClock()
         scan = self._scan(on_page=clock.observe)
