@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import re
@@ -183,15 +184,24 @@ def floor_us_per_record(sandbox: SandboxProcess, token: str, pages: int) -> floa
     decoder = msgspec.json.Decoder()
     encoder = msgspec.json.Encoder()
     now = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    started = time.process_time()
-    count = 0
-    for body in bodies:
-        for record in decoder.decode(body):
-            encoder.encode(
-                {"type": "RECORD", "stream": STREAM, "record": record, "time_extracted": now}
-            )
-            count += 1
-    return (time.process_time() - started) * 1e6 / count
+    gc.collect()
+    gc.freeze()  # as the tap does: the heap built before records flow is not rescanned
+    best = float("inf")
+    for _ in range(3):  # best of three, as microbenchmarks go
+        started = time.process_time()
+        count = 0
+        for body in bodies:
+            for record in decoder.decode(body):
+                message = {
+                    "type": "RECORD",
+                    "stream": STREAM,
+                    "record": record,
+                    "time_extracted": now,
+                }
+                encoder.encode(message)
+                count += 1
+        best = min(best, (time.process_time() - started) * 1e6 / count)
+    return best
 
 
 def token(sandbox: SandboxProcess) -> str:
@@ -202,7 +212,7 @@ def token(sandbox: SandboxProcess) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=20000, help="invoices, realistic profile")
+    parser.add_argument("--records", type=int, default=40000, help="invoices, realistic profile")
     parser.add_argument("--sequential-records", type=int, default=1000)
     parser.add_argument("--fast-records", type=int, nargs="+", default=[8000, 24000])
     args = parser.parse_args()

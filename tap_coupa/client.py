@@ -121,7 +121,8 @@ class CoupaStream(RESTStream[int]):
         state = self.get_context_state(None)
         progress = self._progress(state) or {}
         since = progress["since"] if progress else self._since(state)
-        params = list(self.coupa.stream_params(self.name))
+        required = ["id", *([self.replication_key] if self.replication_key else [])]
+        params = list(self.coupa.stream_params(self.name, required))
         if since is not None and self.replication_key:
             params.append((f"{query_key(self.replication_key)}[gt_or_eq]", since))
         if self._source is None:
@@ -176,6 +177,7 @@ class CoupaStream(RESTStream[int]):
                 }
                 self._checkpoint()
                 checkpoint_at = time.monotonic() + CHECKPOINT_SECONDS
+                self._log_progress(scan.source, count, time.monotonic() - started, done=False)
         state.pop("progress", None)
         if count == 0 and clock.not_found:
             # "No results" is routine; any other 404 may mean the resource is missing.
@@ -191,7 +193,7 @@ class CoupaStream(RESTStream[int]):
                 "resource is enabled on the instance",
             )
         self._advance_bookmark(state, latest.latest(), clock.started_at())
-        self._log_done(scan.source, count, time.monotonic() - started)
+        self._log_progress(scan.source, count, time.monotonic() - started, done=True)
         self._log_children()
 
     def _checkpoint(self) -> None:
@@ -234,12 +236,13 @@ class CoupaStream(RESTStream[int]):
             return None
         return max(candidates).in_timezone("UTC").isoformat()
 
-    def _log_done(self, source: PageSource, count: int, elapsed: float) -> None:
+    def _log_progress(self, source: PageSource, count: int, elapsed: float, *, done: bool) -> None:
         stats = source.stats
         self.logger.info(
-            "Stream %r: %d records, %d requests, %d retries, %d throttled (429) in %.1fs.",
+            "Stream %r: %d records%s, %d requests, %d retries, %d throttled (429) in %.1fs.",
             self.name,
             count,
+            "" if done else " so far",
             stats.requests,
             stats.retries,
             stats.throttled,

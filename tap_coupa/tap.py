@@ -22,6 +22,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
+from tap_coupa.client import query_key
 from tap_coupa.errors import CoupaConfigError, CoupaError
 from tap_coupa.http import CoupaHTTP, Params
 from tap_coupa.pagination import MAX_PAGE_SIZE
@@ -330,11 +331,18 @@ class TapCoupa(Tap):
             )
             raise CoupaConfigError(msg)
 
-    def stream_params(self, stream: str) -> Params:
-        """Query parameters from ``stream_options`` (fields, filters, return_object)."""
+    def stream_params(self, stream: str, required: t.Sequence[str]) -> Params:
+        """Query parameters from ``stream_options`` (fields, filters, return_object).
+
+        A ``fields`` list always gets the ``required`` keys (id, replication key): the
+        scan orders and resumes by id, and the bookmark needs the replication key.
+        """
         options = (self.config.get("stream_options") or {}).get(stream) or {}
         params: list[tuple[str, str]] = list((options.get("filters") or {}).items())
         if fields := options.get("fields"):
+            if isinstance(fields, list):
+                missing = [query_key(k) for k in required if query_key(k) not in fields]
+                fields = [*missing, *fields]
             params.append(("fields", fields if isinstance(fields, str) else json.dumps(fields)))
         if return_object := options.get("return_object"):
             params.append(("return_object", return_object))
@@ -397,15 +405,13 @@ class TapCoupa(Tap):
         """Exempt the startup heap from garbage collection, once, before records flow.
 
         Schemas and the catalog are hundreds of thousands of long-lived objects; every
-        full collection would rescan them while pages are decoded. Records are acyclic
-        and freed by reference counting, so young collections can be rarer too.
+        full collection would rescan them while pages are decoded.
         """
         if self._heap_frozen:
             return
         self._heap_frozen = True
         gc.collect()
         gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
 
     def prefetch_after(self, current: CoupaStream) -> None:
         """Request the first pages of the next few streams while ``current`` syncs."""

@@ -1,0 +1,59 @@
+"""Per-stream fields, filters and return_object; unknown fields kept, not dropped."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from coupa_sandbox import NEWER_RELEASE_FIELD, Sandbox
+from tests.conftest import TapRunner, tap_config
+
+
+def test_filters_and_fields_projection(sandbox: Sandbox, tap: TapRunner) -> None:
+    records = sandbox.records("invoices")
+    status, expected_count = Counter(r["status"] for r in records if r.get("status")).most_common(
+        1
+    )[0]
+    options = {
+        "invoices": {
+            "filters": {"status": status},
+            "fields": ["invoice_number", {"supplier": ["id", "name"]}],
+        }
+    }
+    out = tap.run(tap_config(sandbox, stream_options=options), ["invoices"])
+    got = out.records["invoices"]
+    assert len(got) == expected_count
+    assert {r["id"] for r in got} == {r["id"] for r in records if r.get("status") == status}
+    for record in got:
+        present = {k for k, v in record.items() if v is not None}
+        # id and updated-at are added to the projection: the scan and bookmark need them.
+        assert present <= {"id", "updated-at", "invoice-number", "supplier"}, present
+        assert "updated-at" in present
+        if record.get("supplier"):
+            assert set(record["supplier"]) <= {"id", "name"}
+
+
+def test_return_object_limited(sandbox: Sandbox, tap: TapRunner) -> None:
+    options = {"suppliers": {"return_object": "limited"}}
+    out = tap.run(tap_config(sandbox, stream_options=options), ["suppliers"])
+    assert out.ids("suppliers") == {r["id"] for r in sandbox.records("suppliers")}
+    assert all(r.get("name") is None for r in out.records["suppliers"])
+
+
+def test_unknown_fields_are_kept_and_reported_once(sandbox: Sandbox, tap: TapRunner) -> None:
+    options = {"invoices": {"fields": ["invoice_number", NEWER_RELEASE_FIELD.replace("-", "_")]}}
+    out = tap.run(tap_config(sandbox, stream_options=options), ["invoices"])
+    with_field = [
+        r for r in out.records["invoices"] if NEWER_RELEASE_FIELD in (r.get("extra-fields") or {})
+    ]
+    assert with_field, "a field the schema does not know arrives under extra-fields"
+    assert "extra-fields" in out.schemas["invoices"]["schema"]["properties"]
+    reports = [line for line in out.stderr.splitlines() if "kept under 'extra-fields'" in line]
+    assert len(reports) == 1
+    assert NEWER_RELEASE_FIELD in reports[0]
+
+
+def test_custom_fields_arrive_whole(sandbox: Sandbox, tap: TapRunner) -> None:
+    out = tap.run(tap_config(sandbox), ["suppliers"])
+    expected = {r["id"]: r.get("custom-fields") for r in sandbox.records("suppliers")}
+    assert {r["id"]: r.get("custom-fields") for r in out.records["suppliers"]} == expected
+    assert any(expected.values())
