@@ -130,6 +130,24 @@ class InstantMax:
         return max(instants, default=None)
 
 
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", dict: "object", list: "array"}
+
+
+def infer_properties(samples: t.Iterable[t.Mapping[str, t.Any]]) -> dict[str, t.Any]:
+    """JSON Schema properties for the keys seen in ``samples`` (nullable, types unioned)."""
+    seen: dict[str, set[str]] = {}
+    for sample in samples:
+        for key, value in sample.items():
+            kinds = seen.setdefault(key, set())
+            if value is not None:
+                kinds.add(
+                    _JSON_TYPES.get(type(value), "array" if isinstance(value, list) else "string")
+                )
+    return {
+        key: {"type": [*sorted(kinds or {"string"}), "null"]} for key, kinds in sorted(seen.items())
+    }
+
+
 def parse_instant(value: str) -> pendulum.DateTime:
     """Parse an ISO-8601 instant; a value without an offset is taken as UTC."""
     parsed = pendulum.parse(value, tz="UTC")

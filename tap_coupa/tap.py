@@ -27,7 +27,7 @@ from tap_coupa.errors import CoupaConfigError, CoupaError
 from tap_coupa.http import CoupaHTTP, Params
 from tap_coupa.pagination import MAX_PAGE_SIZE
 from tap_coupa.ratelimit import RateLimiter
-from tap_coupa.records import parse_instant
+from tap_coupa.records import infer_properties, parse_instant
 from tap_coupa.streams import load_schema, property_names, registry, stream_types
 
 if t.TYPE_CHECKING:
@@ -155,6 +155,15 @@ class TapCoupa(Tap):
             th.BooleanType(),
             default=False,
             description="Allow a plain http:// base_url that is not on loopback.",
+        ),
+        th.Property(
+            "discover_custom_fields",
+            th.BooleanType(),
+            default=False,
+            description=(
+                "On --discover, type each stream's custom fields from a page of live "
+                "records (one request per stream). Off: discovery is offline."
+            ),
         ),
         th.Property(
             "stream_options",
@@ -427,8 +436,42 @@ class TapCoupa(Tap):
                 stream.prefetch()
 
     def discover_streams(self) -> list[CoupaStream]:
-        """One stream per Coupa collection in the registry."""
-        return [cls(tap=self, schema=load_schema(name)) for name, cls in stream_types().items()]
+        """One stream per Coupa collection in the registry.
+
+        Offline by default (the schemas ship with the tap); with
+        ``discover_custom_fields`` a discovery also types each stream's custom fields
+        from a page of live records.
+        """
+        streams = [cls(tap=self, schema=load_schema(name)) for name, cls in stream_types().items()]
+        if self.config.get("discover_custom_fields") and self.input_catalog is None:
+            self._discover_custom_fields(streams)
+        return streams
+
+    def _discover_custom_fields(self, streams: list[CoupaStream]) -> None:
+        top_level = [s for s in streams if not s.parent_stream_type]
+        futures = {
+            stream: self.executor.submit(
+                self.http.get,
+                stream.path,
+                [("limit", str(self.page_size))],
+                stream=stream.name,
+                scope=stream.scope,
+                stats=self.http.stats,
+            )
+            for stream in top_level
+        }
+        for stream, future in futures.items():
+            try:
+                records = future.result().records
+            except CoupaError as exc:
+                self.logger.warning("No custom fields discovered for %r: %s", stream.name, exc)
+                continue
+            found = infer_properties(
+                r["custom-fields"] for r in records if isinstance(r.get("custom-fields"), dict)
+            )
+            if found:
+                stream.schema["properties"]["custom-fields"]["properties"] = found
+                self.logger.info("Stream %r: custom fields %s.", stream.name, ", ".join(found))
 
 
 def _checked_json(name: str, file: t.IO[str]) -> t.IO[str]:

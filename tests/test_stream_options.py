@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections import Counter
 
 from coupa_sandbox import NEWER_RELEASE_FIELD, Sandbox
@@ -57,3 +60,32 @@ def test_custom_fields_arrive_whole(sandbox: Sandbox, tap: TapRunner) -> None:
     expected = {r["id"]: r.get("custom-fields") for r in sandbox.records("suppliers")}
     assert {r["id"]: r.get("custom-fields") for r in out.records["suppliers"]} == expected
     assert any(expected.values())
+
+
+def discover(tap: TapRunner, config: dict) -> dict:
+    path = tap.tmp_path / "discover.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_coupa", "--config", str(path), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {e["tap_stream_id"]: e["schema"] for e in json.loads(done.stdout)["streams"]}
+
+
+def test_discovery_is_offline_by_default(tap: TapRunner) -> None:
+    schemas = discover(
+        tap, {"base_url": "https://127.0.0.1:9", "client_id": "a", "client_secret": "b"}
+    )
+    assert len(schemas) >= 75
+    assert "properties" not in schemas["suppliers"]["properties"]["custom-fields"]
+
+
+def test_discover_custom_fields_from_the_live_instance(sandbox: Sandbox, tap: TapRunner) -> None:
+    schemas = discover(tap, tap_config(sandbox, discover_custom_fields=True))
+    expected = {k for r in sandbox.records("suppliers") for k in (r.get("custom-fields") or {})}
+    assert expected
+    found = schemas["suppliers"]["properties"]["custom-fields"]["properties"]
+    assert set(found) == expected
+    assert all("null" in prop["type"] for prop in found.values())
