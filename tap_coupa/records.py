@@ -25,14 +25,15 @@ def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
 
 @dataclass
 class DecimalPlan:
-    """Where the decimals are in one object shape."""
+    """Where the decimals are in one object shape (``prefix`` names it in reports)."""
 
     numbers: tuple[str, ...] = ()
     objects: dict[str, DecimalPlan] = field(default_factory=dict)
     arrays: dict[str, DecimalPlan] = field(default_factory=dict)
+    prefix: str = ""
 
     @classmethod
-    def compile(cls, schema: t.Mapping[str, t.Any]) -> DecimalPlan | None:
+    def compile(cls, schema: t.Mapping[str, t.Any], prefix: str = "") -> DecimalPlan | None:
         """Build the plan for an object schema; None when it holds no decimals."""
         numbers: list[str] = []
         objects: dict[str, DecimalPlan] = {}
@@ -41,35 +42,38 @@ class DecimalPlan:
             kinds = _types(prop)
             if "number" in kinds:
                 numbers.append(name)
-            elif "object" in kinds and (sub := cls.compile(prop)):
+            elif "object" in kinds and (sub := cls.compile(prop, f"{prefix}{name}.")):
                 objects[name] = sub
-            elif "array" in kinds and (sub := cls.compile(prop.get("items", {}))):
+            elif "array" in kinds and (
+                sub := cls.compile(prop.get("items", {}), f"{prefix}{name}[].")
+            ):
                 arrays[name] = sub
         if not (numbers or objects or arrays):
             return None
-        return cls(tuple(numbers), objects, arrays)
+        return cls(tuple(numbers), objects, arrays, prefix)
 
-    def apply(self, obj: Record, bad: set[str], path: str = "") -> None:
+    def apply(self, obj: Record, bad: set[str]) -> None:
         """Convert decimal strings in place; unparsable ones become null and are reported."""
+        get = obj.get
         for name in self.numbers:
-            value = obj.get(name)
+            value = get(name)
             if value.__class__ is str:
                 try:
                     obj[name] = Decimal(value)
                 except InvalidOperation:
                     obj[name] = None
                     if value.strip():
-                        bad.add(f"{path}{name}={value[:40]!r}")
+                        bad.add(f"{self.prefix}{name}={value[:40]!r}")
         for name, plan in self.objects.items():
-            value = obj.get(name)
+            value = get(name)
             if value.__class__ is dict:
-                plan.apply(value, bad, f"{path}{name}.")
+                plan.apply(value, bad)
         for name, plan in self.arrays.items():
-            items = obj.get(name)
+            items = get(name)
             if items.__class__ is list:
                 for item in items:
                     if item.__class__ is dict:
-                        plan.apply(item, bad, f"{path}{name}[].")
+                        plan.apply(item, bad)
 
 
 PrunePlan = dict[str, "PrunePlan | None"]
