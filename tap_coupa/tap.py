@@ -200,7 +200,11 @@ class TapCoupa(Tap):
                 kwargs[name] = _checked_json(name, file)
         try:
             super().invoke(*args, **kwargs)
-        except (CoupaError, ConfigValidationError) as exc:
+        except ConfigValidationError as exc:
+            for line in exc.errors or [str(exc)]:
+                cls.logger.error("Invalid config: %s", line)
+            sys.exit(1)
+        except CoupaError as exc:
             cls.logger.error("%s", exc)
             sys.exit(1)
 
@@ -272,11 +276,7 @@ class TapCoupa(Tap):
 
     def _check_state(self) -> None:
         """Refuse a state file that is not ours or not well-formed, before any request."""
-        state = self.state
-        bookmarks = state.get("bookmarks", {}) if isinstance(state, dict) else None
-        if not isinstance(bookmarks, dict):
-            msg = 'The state file has no "bookmarks" object; pass a tap-coupa state or none.'
-            raise CoupaConfigError(msg)
+        bookmarks = self.state.get("bookmarks", {})
         known = set(registry())
         unknown = sorted(set(bookmarks) - known)
         if unknown and not set(bookmarks) & known:
@@ -288,13 +288,10 @@ class TapCoupa(Tap):
         for name in unknown:
             self.logger.warning("State has a bookmark for unknown stream %r; ignoring it.", name)
         for name in set(bookmarks) & known:
-            entry = bookmarks[name]
-            value = entry.get("replication_key_value") if isinstance(entry, dict) else None
-            progress = entry.get("progress") if isinstance(entry, dict) else None
+            value = bookmarks[name].get("replication_key_value")
+            progress = bookmarks[name].get("progress")
             problem = None
-            if not isinstance(entry, dict):
-                problem = "is not an object"
-            elif value is not None and not _is_instant(value):
+            if value is not None and not _is_instant(value):
                 problem = f"has replication_key_value {value!r}, not an ISO-8601 date-time"
             elif progress is not None and not _valid_progress(progress):
                 problem = f"has an invalid progress entry {progress!r}"
@@ -475,13 +472,24 @@ class TapCoupa(Tap):
 
 
 def _checked_json(name: str, file: t.IO[str]) -> t.IO[str]:
-    """Read a --state/--catalog file now, so bad JSON gets one clear line."""
+    """Read a --state/--catalog file now, so bad JSON or shape gets one clear line."""
     text = file.read()
     try:
-        json.loads(text)
+        value = json.loads(text)
     except ValueError as exc:
+        problem = f"is not valid JSON ({exc})"
+    else:
+        bookmarks = value.get("bookmarks", {}) if isinstance(value, dict) else None
+        problem = ""
+        if not isinstance(value, dict):
+            problem = "is not a JSON object"
+        elif name == "state" and not (
+            isinstance(bookmarks, dict) and all(isinstance(b, dict) for b in bookmarks.values())
+        ):
+            problem = 'has no "bookmarks" object of per-stream objects'
+    if problem:
         logging.getLogger("tap-coupa").error(
-            "The --%s file is not valid JSON (%s); fix it, or run without it.", name, exc
+            "The --%s file %s; fix it, or run without it.", name, problem
         )
         sys.exit(1)
     return io.StringIO(text)

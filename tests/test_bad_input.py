@@ -1,0 +1,172 @@
+"""Bad input: one clear error line naming the problem and the fix, exit 1, no traceback,
+and no STATE that would skip data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from coupa_sandbox import Sandbox, SandboxConfig
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, parse_output
+
+GOOD = {"base_url": "https://acme.example", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+
+
+def run_tap(
+    tmp_path: Path, config: dict[str, t.Any], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return subprocess.run(
+        [sys.executable, "-m", "tap_coupa", "--config", str(path), *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def assert_one_clear_error(done: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if "| ERROR" in line]
+    assert errors, done.stderr[-2000:]
+    matching = [line for line in errors if all(word in line for word in expected)]
+    assert matching, f"no error line names {expected}: {errors}"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"base_url": "acme.coupahost.com"}, ("base_url", "scheme")),
+        ({"base_url": "https://"}, ("base_url", "host")),
+        ({"base_url": "http://acme.example"}, ("base_url", "https")),
+        ({"start_date": "last tuesday"}, ("start_date", "ISO-8601")),
+        ({"page_size": 0}, ("page_size",)),
+        ({"page_size": 500}, ("page_size",)),
+        (
+            {"stream_options": {"invoicez": {"filters": {"status": "paid"}}}},
+            ("stream_options", "invoicez"),
+        ),
+        ({"client_secret": None}, ("client_secret",)),
+    ],
+    ids=[
+        "no-scheme",
+        "no-host",
+        "plain-http",
+        "start-date",
+        "page-size-0",
+        "page-size-500",
+        "unknown-stream",
+        "no-secret",
+    ],
+)
+def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[str, ...]) -> None:
+    config = {k: v for k, v in {**GOOD, **override}.items() if v is not None}
+    assert_one_clear_error(run_tap(tmp_path, config), *expected)
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("{not json", ("--state", "JSON")),
+        ('{"bookmarks": {"issues": {"since": "2024-01-01"}}}', ("another tap",)),
+        ('{"bookmarks": []}', ("bookmarks",)),
+        (
+            '{"bookmarks": {"invoices": {"replication_key": "updated-at", "replication_key_value": "soon"}}}',
+            ("invoices", "soon"),
+        ),
+        ('{"bookmarks": {"invoices": {"progress": {"after_id": "x"}}}}', ("invoices", "progress")),
+    ],
+    ids=["not-json", "foreign", "bookmarks-not-object", "bad-bookmark", "bad-progress"],
+)
+def test_bad_state(tmp_path: Path, state: str, expected: tuple[str, ...]) -> None:
+    (tmp_path / "state.json").write_text(state)
+    done = run_tap(tmp_path, GOOD, "--state", str(tmp_path / "state.json"))
+    assert_one_clear_error(done, *expected)
+    assert '"type":"STATE"' not in done.stdout
+
+
+def test_bad_catalog(tmp_path: Path) -> None:
+    discovered = run_tap(tmp_path, GOOD, "--discover")
+    catalog = json.loads(discovered.stdout)
+    (tmp_path / "catalog.json").write_text("[1, 2")
+    assert_one_clear_error(
+        run_tap(tmp_path, GOOD, "--catalog", str(tmp_path / "catalog.json")), "--catalog"
+    )
+    catalog["streams"][0]["schema"]["properties"]["no-such-field"] = {"type": "string"}
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    done = run_tap(tmp_path, GOOD, "--catalog", str(tmp_path / "catalog.json"))
+    assert_one_clear_error(done, "no-such-field", "--discover")
+    catalog["streams"].append(
+        {**catalog["streams"][0], "tap_stream_id": "ghosts", "stream": "ghosts"}
+    )
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    assert_one_clear_error(
+        run_tap(tmp_path, GOOD, "--catalog", str(tmp_path / "catalog.json")), "ghosts"
+    )
+
+
+def selected_catalog(tmp_path: Path, config: dict[str, t.Any], stream: str) -> Path:
+    catalog = json.loads(run_tap(tmp_path, config, "--discover").stdout)
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] == stream
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(catalog))
+    return path
+
+
+def test_wrong_credentials(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = {**GOOD, "base_url": sandbox.url, "client_secret": "wrong"}
+    done = run_tap(tmp_path, config, "--catalog", str(selected_catalog(tmp_path, config, "users")))
+    assert_one_clear_error(done, "invalid_client", "client_secret")
+    assert "wrong" not in done.stderr
+
+
+def test_missing_scope(tmp_path: Path) -> None:
+    with Sandbox(SandboxConfig(seed=1, allowed_scopes=frozenset({"core.user.read"}))) as sb:
+        config = {**GOOD, "base_url": sb.url}
+        catalog = selected_catalog(tmp_path, config, "invoices")
+        asked = run_tap(tmp_path, config, "--catalog", str(catalog))
+        assert_one_clear_error(asked, "invalid_scope", "core.invoice.read")
+        # A token with other scopes than the stream needs: the 403 names the scope.
+        forced = run_tap(
+            tmp_path, {**config, "scopes": "core.user.read"}, "--catalog", str(catalog)
+        )
+        assert_one_clear_error(forced, "403", "core.invoice.read")
+
+
+def test_xml_instead_of_json_fails_clearly_and_keeps_state(tmp_path: Path) -> None:
+    """A server that ignores Accept (not Coupa's API) is retried, then reported."""
+    with Sandbox(SandboxConfig(seed=1)) as sb:
+        sb.set_faults({"maintenance": {"probability": 1.0}})
+        config = {**GOOD, "base_url": sb.url, "max_retries": 1}
+        state = {
+            "bookmarks": {
+                "users": {
+                    "replication_key": "updated-at",
+                    "replication_key_value": "2024-01-01T00:00:00+00:00",
+                }
+            }
+        }
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        done = run_tap(
+            tmp_path,
+            config,
+            "--catalog",
+            str(selected_catalog(tmp_path, config, "users")),
+            "--state",
+            str(tmp_path / "state.json"),
+        )
+    assert_one_clear_error(done, "users", "JSON")
+    emitted = parse_output(done.stdout).states
+    for state_message in emitted:
+        bookmark = state_message["bookmarks"].get("users", {})
+        assert bookmark.get("replication_key_value") in (None, "2024-01-01T00:00:00+00:00")
