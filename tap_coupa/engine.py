@@ -115,21 +115,29 @@ class PageSource:
         page.records = self.transform(page.records)
         return page
 
-    def _get(self, params: Params, *, decode: bool) -> Page:
+    def _get(
+        self, params: Params, *, decode: bool, cancelled: t.Callable[[], bool] | None = None
+    ) -> Page:
         return self.http.get(
-            self.path, params, stream=self.stream, scope=self.scope, stats=self.stats, decode=decode
+            self.path,
+            params,
+            stream=self.stream,
+            scope=self.scope,
+            stats=self.stats,
+            decode=decode,
+            cancelled=cancelled,
         )
 
-    def _download(self, params: Params) -> Page:
-        return self._get(params, decode=False)
+    def _download(self, params: Params, cancelled: t.Callable[[], bool] | None) -> Page:
+        return self._get(params, decode=False, cancelled=cancelled)
 
-    def submit(self, params: Params) -> Future[Page]:
+    def submit(self, params: Params, cancelled: t.Callable[[], bool] | None = None) -> Future[Page]:
         """Download one page on a worker thread (or hand over the prefetched one)."""
         if self.ready is not None and self.ready[0] == list(params):
             future = self.ready[1]
             self.ready = None
             return future
-        return self.executor.submit(self._download, params)
+        return self.executor.submit(self._download, params, cancelled)
 
     def result(self, future: Future[Page], params: Params) -> Page:
         """Decode a downloaded page; JSON that turns out broken is fetched again."""
@@ -220,7 +228,7 @@ class IdScan:
                 ):
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=self.base_id, below=None)
-                    future = self.source.submit(params)
+                    future = self.source.submit(params, functools.partial(self._past_end, launched))
                     future.add_done_callback(functools.partial(self._note_end, launched))
                     pending[launched] = (params, future)
                     launched += 1
@@ -244,6 +252,10 @@ class IdScan:
             for _, future in pending.values():
                 future.cancel()
 
+    def _past_end(self, index: int) -> bool:
+        """Whether page ``index`` lies beyond a page already seen empty."""
+        return index > self._end_hint
+
     def _note_end(self, index: int, future: Future[Page]) -> None:
         """An empty page marks the end: stop speculating past it before it is consumed.
 
@@ -252,6 +264,8 @@ class IdScan:
         if future.cancelled() or future.exception() is not None:
             return
         page = future.result()
+        if page.skipped:
+            return
         if page.not_found or (page.body is not None and page.body.strip() == b"[]"):
             self._end_hint = min(self._end_hint, index)
 

@@ -93,6 +93,8 @@ class Page:
     #: The body of Coupa's 404, its answer to "no results" (and to an unknown resource).
     not_found: str = ""
     body: bytes | None = None
+    #: Not requested after all: the scan no longer needed it (see ``IdScan``).
+    skipped: bool = False
 
 
 def parse_records(body: bytes, *, stream: str, path: str) -> list[Record]:
@@ -120,6 +122,7 @@ class _Call:
     scope: str
     stats: RequestStats
     decode: bool
+    cancelled: t.Callable[[], bool] | None = None
     reauthenticated: bool = False
 
 
@@ -159,9 +162,14 @@ class CoupaHTTP:
         scope: str,
         stats: RequestStats,
         decode: bool = True,
+        cancelled: t.Callable[[], bool] | None = None,
     ) -> Page:
-        """GET ``/api/<path>``, retrying transient failures; ``decode=False`` keeps the body."""
-        call = _Call(stream, path, params, scope, stats, decode)
+        """GET ``/api/<path>``, retrying transient failures; ``decode=False`` keeps the body.
+
+        A request still waiting for the rate limiter when ``cancelled()`` turns true is
+        not sent; its page comes back empty and marked ``skipped``.
+        """
+        call = _Call(stream, path, params, scope, stats, decode, cancelled)
         return self._fetch(call)
 
     def _count(self, call: _Call, **counts: int) -> None:
@@ -192,7 +200,8 @@ class CoupaHTTP:
     def _fetch_once(self, call: _Call) -> Page:
         url = f"{self.api_base}/{call.path}"
         headers = {"Accept": "application/json", **self.auth.headers()}
-        self.limiter.acquire()
+        if not self.limiter.acquire(call.cancelled):
+            return Page([], None, skipped=True)
         self._count(call, requests=1)
         try:
             response = self.client.get(url, params=list(call.params), headers=headers)

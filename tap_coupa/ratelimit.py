@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
+import typing as t
 
 #: After a 429 the rate is multiplied by this factor...
 DECREASE_FACTOR = 0.7
 #: ...and regains this many requests/s for every second without one.
 RECOVERY_PER_S = 0.5
 MIN_RATE = 0.5
+#: Waiting requests re-check whether they are still wanted at least this often.
+MAX_SLEEP_S = 0.05
 
 
 class RateLimiter:
@@ -37,19 +40,19 @@ class RateLimiter:
             self.rate = min(self.max_rate, self.rate + RECOVERY_PER_S * elapsed)
         self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
 
-    def acquire(self) -> float:
-        """Block until a request may go out; return the seconds waited."""
-        waited = 0.0
+    def acquire(self, cancelled: t.Callable[[], bool] | None = None) -> bool:
+        """Block until a request may go out; False if it was ``cancelled`` meanwhile."""
         while True:
+            if cancelled is not None and cancelled():
+                return False
             with self._lock:
                 now = time.monotonic()
                 self._refill(now)
                 if self._tokens >= 1:
                     self._tokens -= 1
-                    return waited
+                    return True
                 delay = (1 - self._tokens) / self.rate
-            time.sleep(delay)
-            waited += delay
+            time.sleep(min(delay, MAX_SLEEP_S))
 
     def throttled(self) -> None:
         """Coupa answered 429: slow down and drain the burst allowance."""

@@ -1,0 +1,55 @@
+"""The package builds from the git repository (as pip/pipx install it) with its data files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_from_git_and_sdist(tmp_path: Path) -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(wheel_dir),
+            f"git+file://{ROOT}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheel_dir.glob("tap_coupa-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        scripts = archive.read(entry_points).decode()
+    assert "tap_coupa/schemas/streams.json" in names
+    assert "tap_coupa/schemas/invoices.json" in names
+    assert "coupa_sandbox/server.py" in names
+    assert "tap-coupa = tap_coupa.tap:TapCoupa.cli" in scripts
+    assert "coupa-sandbox = coupa_sandbox.__main__:main" in scripts
+
+    sdist_dir = tmp_path / "sdist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "-o", str(sdist_dir), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (sdist,) = sdist_dir.glob("tap_coupa-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        members = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"pyproject.toml", "README.md", "tap_coupa/schemas/streams.json"} <= members
