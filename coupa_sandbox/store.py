@@ -258,7 +258,7 @@ class Store:
                 if source is None:
                     source = self._build(data, rid, row)
                 for child, fields in chains.get(stream.name, ()):
-                    out[child] += _count_nested(source, fields)
+                    out[child] += len(_nested_items([source], fields))
         return out
 
     def array_chain(self, name: str) -> tuple[str, list[str]] | None:
@@ -279,15 +279,7 @@ class Store:
         if chain is None:
             return []
         top, fields = chain
-        items: list[Any] = self.snapshot(top)
-        for array_field in fields:
-            items = [
-                item
-                for parent in items
-                if isinstance(parent, Mapping) and isinstance(parent.get(array_field), list)
-                for item in parent[array_field]
-            ]
-        return [i for i in items if isinstance(i, Mapping)]
+        return _nested_items(self.snapshot(top), fields)
 
     # -- mutation -------------------------------------------------------------------------
 
@@ -370,8 +362,9 @@ class Store:
             self.mutations = {"updated": 0, "inserted": 0, "deleted": 0}
 
 
-def _count_nested(source: Mapping[str, Any], fields: list[str]) -> int:
-    items: list[Any] = [source]
+def _nested_items(sources: list[Any], fields: list[str]) -> list[Mapping[str, Any]]:
+    """The objects reached from ``sources`` through a chain of nested array fields."""
+    items = sources
     for array_field in fields:
         items = [
             item
@@ -379,4 +372,4 @@ def _count_nested(source: Mapping[str, Any], fields: list[str]) -> int:
             if isinstance(parent, Mapping) and isinstance(parent.get(array_field), list)
             for item in parent[array_field]
         ]
-    return len(items)
+    return [i for i in items if isinstance(i, Mapping)]
