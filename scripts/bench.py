@@ -212,7 +212,7 @@ def token(sandbox: SandboxProcess) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=40000, help="invoices, realistic profile")
+    parser.add_argument("--records", type=int, default=80000, help="invoices, realistic profile")
     parser.add_argument("--sequential-records", type=int, default=1000)
     parser.add_argument("--fast-records", type=int, nargs="+", default=[8000, 24000])
     args = parser.parse_args()
