@@ -1,10 +1,15 @@
-"""A client-side token bucket shared by every request the tap makes.
+"""A client-side rate limiter shared by every request the tap makes.
 
 Coupa allows 25 requests/s with a burst of 20 per instance and answers 429 beyond
 that, often without ``Retry-After``. Pacing requests here, slightly under the limit,
 keeps the server's bucket from ever emptying; a 429 that still arrives (another
 client on the same instance, a stricter instance) cuts the rate, which then creeps
 back up while requests succeed.
+
+It is a token bucket in its "virtual scheduling" form: each request reserves the next
+free send time under a lock and sleeps until then, once. Dozens of waiting threads
+therefore do not wake up together to race for each token, which would cost the
+thread that decodes and emits records its CPU.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ DECREASE_FACTOR = 0.7
 #: ...and regains this many requests/s for every second without one.
 RECOVERY_PER_S = 0.5
 MIN_RATE = 0.5
-#: Waiting requests re-check whether they are still wanted at least this often.
-MAX_SLEEP_S = 0.05
+#: A waiting request re-checks whether it is still wanted this often.
+CHECK_EVERY_S = 0.25
 
 
 class RateLimiter:
@@ -29,34 +34,36 @@ class RateLimiter:
         self.max_rate = rate
         self.rate = rate
         self.burst = max(1, burst)
-        self._tokens = float(self.burst)
-        self._updated = time.monotonic()
         self._lock = threading.Lock()
+        self._updated = time.monotonic()
+        #: When the bucket would be full again: sending at ``_full - burst/rate`` or
+        #: later keeps within the burst.
+        self._full = self._updated
 
-    def _refill(self, now: float) -> None:
-        elapsed = now - self._updated
-        self._updated = now
+    def _recover(self, now: float) -> None:
         if self.rate < self.max_rate:
-            self.rate = min(self.max_rate, self.rate + RECOVERY_PER_S * elapsed)
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+            self.rate = min(self.max_rate, self.rate + RECOVERY_PER_S * (now - self._updated))
+        self._updated = now
 
     def acquire(self, cancelled: t.Callable[[], bool] | None = None) -> bool:
-        """Block until a request may go out; False if it was ``cancelled`` meanwhile."""
-        while True:
+        """Wait for this request's turn; False if it was ``cancelled`` meanwhile."""
+        with self._lock:
+            now = time.monotonic()
+            self._recover(now)
+            interval = 1 / self.rate
+            full = max(self._full, now)
+            send_at = max(now, full - (self.burst - 1) * interval)
+            self._full = full + interval
+        while (wait := send_at - time.monotonic()) > 0:
             if cancelled is not None and cancelled():
                 return False
-            with self._lock:
-                now = time.monotonic()
-                self._refill(now)
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return True
-                delay = (1 - self._tokens) / self.rate
-            time.sleep(min(delay, MAX_SLEEP_S))
+            time.sleep(min(wait, CHECK_EVERY_S))
+        return cancelled is None or not cancelled()
 
     def throttled(self) -> None:
-        """Coupa answered 429: slow down and drain the burst allowance."""
+        """Coupa answered 429: slow down and give up the burst allowance."""
         with self._lock:
-            self._refill(time.monotonic())
+            now = time.monotonic()
+            self._recover(now)
             self.rate = max(MIN_RATE, self.rate * DECREASE_FACTOR)
-            self._tokens = min(self._tokens, 0.0)
+            self._full = max(self._full, now + self.burst / self.rate)

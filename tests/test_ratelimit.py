@@ -1,0 +1,68 @@
+"""The shared rate limiter, on a fake clock: bursts, pacing, 429 back-off, cancellation."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tap_coupa import ratelimit
+from tap_coupa.ratelimit import RateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(ratelimit.time, "monotonic", fake.monotonic)
+    monkeypatch.setattr(ratelimit.time, "sleep", fake.sleep)
+    return fake
+
+
+def send_times(limiter: RateLimiter, clock: FakeClock, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        assert limiter.acquire()
+        times.append(clock.now - 1000.0)
+    return times
+
+
+def test_burst_then_steady_rate(clock: FakeClock) -> None:
+    limiter = RateLimiter(rate=25, burst=10)
+    times = send_times(limiter, clock, 60)
+    assert times[:10] == [0.0] * 10, "the burst goes out at once"
+    gaps = [b - a for a, b in itertools.pairwise(times[10:])]
+    assert all(g == pytest.approx(0.04) for g in gaps), "then one request every 1/25 s"
+    # Never more than burst + rate * t requests within any t seconds.
+    for i, start in enumerate(times):
+        for j in range(i, len(times)):
+            assert j - i + 1 <= 10 + 25 * (times[j] - start) + 1e-9
+
+
+def test_429_slows_down_then_recovers(clock: FakeClock) -> None:
+    limiter = RateLimiter(rate=20, burst=5)
+    send_times(limiter, clock, 10)
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(14)
+    before = clock.now
+    limiter.acquire()
+    assert clock.now - before >= 1 / 14 - 1e-9, "the burst allowance is gone after a 429"
+    clock.now += 60
+    limiter.acquire()
+    assert limiter.rate == pytest.approx(20), "the rate creeps back to the maximum"
+
+
+def test_cancelled_request_is_not_sent(clock: FakeClock) -> None:
+    limiter = RateLimiter(rate=1, burst=1)
+    assert limiter.acquire()
+    assert not limiter.acquire(cancelled=lambda: clock.now > 1000.1)
