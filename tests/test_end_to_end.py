@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -68,6 +69,32 @@ def test_loaded_rows_equal_the_sandbox(sandbox: Sandbox, tap: TapRunner, tmp_pat
         ).fetchone()
         assert row is not None
         assert row[0] == invoice["invoice-number"]
+
+
+def test_every_stream_loads_with_matching_row_counts(
+    sandbox: Sandbox, tap: TapRunner, tmp_path: Path
+) -> None:
+    expected = sandbox.counts()
+    database = load(tap, tmp_path, tap_config(sandbox), sorted(expected))
+    with duckdb.connect(str(database), read_only=True) as db:
+        tables = {
+            name
+            for (name,) in db.execute("select table_name from information_schema.tables").fetchall()
+        }
+        for stream, count in expected.items():
+            loaded = (
+                db.execute(f"select count(*) from coupa.{stream}").fetchone()
+                if stream in tables
+                else (0,)
+            )
+            assert loaded is not None
+            assert loaded[0] == count, stream
+        # Decimal strings arrive as numbers with their digits (DuckDB stores DOUBLE here).
+        totals = dict(db.execute('select id, "gross-total" from coupa.invoices').fetchall())
+    sample = [r for r in sandbox.records("invoices") if r.get("gross-total")][:25]
+    assert sample
+    for record in sample:
+        assert Decimal(str(totals[record["id"]])) == Decimal(record["gross-total"])
 
 
 def meltano() -> str:
