@@ -154,6 +154,23 @@ class PageSource:
         return page
 
 
+#: Downloaded pages waiting, in order, for the emitting thread: more would only compete
+#: with it for the interpreter.
+READY_AHEAD = 4
+
+
+def _consumer_behind(pending: dict[int, tuple[Params, Future[Page]]], index: int) -> bool:
+    """Whether the next ``READY_AHEAD`` pages in order are already downloaded.
+
+    Then emitting, not the network, is the bottleneck, and more downloads in flight
+    would just slow the emitting thread down.
+    """
+    return all(
+        (entry := pending.get(index + ahead)) is not None and entry[1].done()
+        for ahead in range(READY_AHEAD)
+    )
+
+
 class IdScan:
     """One id-ordered scan of a filtered collection, resumable after ``after_id``."""
 
@@ -223,8 +240,10 @@ class IdScan:
         previous_last: int | None = None
         try:
             while True:
-                while launched - index < window.size() and (
-                    launched <= self._end_hint or launched == index
+                while (
+                    launched - index < window.size()
+                    and (launched <= self._end_hint or launched == index)
+                    and not _consumer_behind(pending, index)
                 ):
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=self.base_id, below=None)
