@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import time
 import typing as t
-from datetime import datetime, timezone
 
+import pendulum
 from singer_sdk import singerlib as singer
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -41,7 +41,6 @@ from tap_coupa.records import (
 if t.TYPE_CHECKING:
     from collections.abc import Generator, Iterable
 
-    import pendulum
     from singer_sdk.helpers.types import Context
 
     from tap_coupa.http import Page
@@ -119,7 +118,7 @@ class CoupaStream(RESTStream[int]):
     def _scan(self, on_page: t.Callable[[Page], None] | None = None) -> IdScan:
         """The scan this sync needs: resumed from ``progress``, or from the bookmark."""
         state = self.get_context_state(None)
-        progress = self._progress(state) or {}
+        progress: dict[str, t.Any] = state.get("progress") or {}  # validated by the tap
         since = progress["since"] if progress else self._since(state)
         required = ["id", *([self.replication_key] if self.replication_key else [])]
         params = list(self.coupa.stream_params(self.name, required))
@@ -159,6 +158,8 @@ class CoupaStream(RESTStream[int]):
         clock = _ScanClock()
         scan = self._scan(on_page=clock.observe)
         clock.resumed = scan.resumed_started_at
+        if scan.base_id is not None:
+            self.logger.info("Resuming %r after id %s.", self.name, scan.base_id)
         latest = InstantMax()
         key = self.replication_key
         started = time.monotonic()
@@ -214,13 +215,6 @@ class CoupaStream(RESTStream[int]):
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = value.in_timezone("UTC").isoformat()
         self.state_manager.is_flushed = False
-
-    def _progress(self, state: dict[str, t.Any]) -> dict[str, t.Any] | None:
-        """A resumable position left by an interrupted sync (validated by the tap)."""
-        progress: dict[str, t.Any] | None = state.get("progress")
-        if progress is not None:
-            self.logger.info("Resuming %r after id %s.", self.name, progress.get("after_id"))
-        return progress
 
     def _since(self, state: dict[str, t.Any]) -> str | None:
         """The filter start: the later of the bookmark and ``start_date``."""
@@ -356,7 +350,7 @@ class _ScanClock:
             return parse_instant(self.resumed)
         if self._started is None:
             return None
-        return parse_instant(datetime.fromtimestamp(self._started, tz=timezone.utc).isoformat())
+        return pendulum.from_timestamp(self._started)
 
     def as_state(self) -> dict[str, str]:
         """The start time a resumed scan must keep bounding its bookmark with."""

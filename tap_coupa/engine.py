@@ -31,8 +31,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import msgspec
 
-from tap_coupa.http import Page, Params, Record, RequestStats, logger, parse_records
+from tap_coupa.http import Page, Params, RequestStats, logger, parse_records
 from tap_coupa.pagination import CoupaOffsetPaginator
+from tap_coupa.records import Record
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -131,6 +132,10 @@ class PageSource:
     def _download(self, params: Params, cancelled: t.Callable[[], bool] | None) -> Page:
         return self._get(params, decode=False, cancelled=cancelled)
 
+    def prefetch(self, params: list[tuple[str, str]]) -> None:
+        """Start downloading a page now; ``submit`` hands it over when it is asked for."""
+        self.ready = (params, self.executor.submit(self._download, params, None))
+
     def submit(self, params: Params, cancelled: t.Callable[[], bool] | None = None) -> Future[Page]:
         """Download one page on a worker thread (or hand over the prefetched one)."""
         if self.ready is not None and self.ready[0] == list(params):
@@ -201,8 +206,7 @@ class IdScan:
     def prefetch(self) -> None:
         """Start fetching the first page now; ``__iter__`` will pick it up."""
         params = self._params(offset=0, above=self.base_id, below=None)
-        self.source.ready = None
-        self.source.ready = (params, self.source.submit(params))
+        self.source.prefetch(params)
 
     def _params(
         self, *, offset: int, above: int | None, below: int | None, limit: int | None = None

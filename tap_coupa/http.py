@@ -22,13 +22,13 @@ import httpx
 import msgspec
 
 from tap_coupa.errors import CoupaAPIError, CoupaError, CoupaRetriableError, snippet
+from tap_coupa.records import Record
 
 if t.TYPE_CHECKING:
     from tap_coupa.auth import CoupaAuthenticator
     from tap_coupa.ratelimit import RateLimiter
 
 Params = t.Sequence[tuple[str, str]]
-Record = dict[str, t.Any]
 
 #: Cap on one backoff wait, so a long Retry-After or a deep retry never stalls a sync.
 MAX_WAIT_S = 60.0

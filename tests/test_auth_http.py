@@ -100,12 +100,16 @@ def test_401_remints_once_and_retries(server: ScriptedServer) -> None:
     ]
 
 
+def api_error(server: ScriptedServer) -> str:
+    """The one-line error a failing request raises."""
+    with pytest.raises(CoupaAPIError) as err:
+        get(make_http(server))
+    return str(err.value)
+
+
 def test_second_401_fails_with_hint_and_no_secret(server: ScriptedServer) -> None:
     server.script("/api/invoices", Reply(401, {"errors": {"error": ["Unauthorized"]}}))
-    http = make_http(server)
-    with pytest.raises(CoupaAPIError) as err:
-        get(http)
-    message = str(err.value)
+    message = api_error(server)
     assert "HTTP 401" in message
     assert "credentials" in message
     assert SECRET not in message
@@ -175,10 +179,7 @@ def test_transient_failures_are_retried(server: ScriptedServer, failure: Reply) 
 
 def test_other_4xx_fails_fast_naming_stream_status_and_path(server: ScriptedServer) -> None:
     server.script("/api/invoices", Reply(400, {"errors": {"filter": ["Unknown field nope"]}}))
-    http = make_http(server)
-    with pytest.raises(CoupaAPIError) as err:
-        get(http)
-    message = str(err.value)
+    message = api_error(server)
     assert "'invoices'" in message
     assert "HTTP 400" in message
     assert "/api/invoices" in message

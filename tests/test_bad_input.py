@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, parse_output
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, catalog_for, parse_output
 
 GOOD = {"base_url": "https://acme.example", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 
@@ -113,14 +113,9 @@ def test_bad_catalog(tmp_path: Path) -> None:
 
 
 def selected_catalog(tmp_path: Path, config: dict[str, t.Any], stream: str) -> Path:
-    catalog = json.loads(run_tap(tmp_path, config, "--discover").stdout)
-    for entry in catalog["streams"]:
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] == stream
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps(catalog))
-    return path
+    config_path = tmp_path / "discover.json"
+    config_path.write_text(json.dumps(config))
+    return catalog_for(tmp_path, config_path, [stream])
 
 
 def test_wrong_credentials(sandbox: Sandbox, tmp_path: Path) -> None:
