@@ -277,12 +277,12 @@ class World:
                 elif prop in ("created-at", "updated-at") and child.kind == "datetime":
                     plan.append((prop, "time", None))
                 elif prop in IDENTITY_PROPS and child.kind in ("string", "boolean"):
-                    plan.append((prop, "identity", scalar_fn(prop, child.kind)))
+                    plan.append((prop, "identity", scalar_fn(prop, child)))
                 elif child.is_scalar:
                     # Embedded objects carry a few attributes besides their natural keys.
                     chance = density(target, prop, 1) * 0.15
                     if chance > 0:
-                        plan.append((prop, "scalar", (chance, scalar_fn(prop, child.kind))))
+                        plan.append((prop, "scalar", (chance, scalar_fn(prop, child))))
                 elif child.kind == "object" and depth < 3:
                     plan.append((prop, "object", child))
             self._assoc_plans[key] = plan
@@ -478,7 +478,7 @@ class StreamGenerator:
         prop = "status" if "status" in candidates else rng.choice(candidates)
         kind = props[prop].kind
         ctx = self._ctx(rng.randint(0, 9999), int(record.get("id") or 0), now, now)
-        fn = scalar_fn(prop, kind)
+        fn = scalar_fn(prop, props[prop])
         value: Any = None
         for _ in range(8):
             value = fn(rng, ctx)
@@ -585,7 +585,7 @@ class StreamGenerator:
         if depth > 0 and child is not None and child.parent_key == prop:
             return lambda rng, ctx: ctx.parent_id  # e.g. invoice-id on an invoice line
         if depth == 0 and prop in IDENTITY_PROPS and node.kind in ("string", "boolean"):
-            fallback = scalar_fn(prop, node.kind)
+            fallback = scalar_fn(prop, node)
 
             def ident(rng: Random, ctx: RecordCtx) -> Any:
                 value = self.world.identity(name, ctx.index).get(prop)
@@ -602,7 +602,7 @@ class StreamGenerator:
 
     def _scalar(self, prop: str, node: Node, depth: int) -> FieldFn:
         chance = density(self.stream.name, prop, depth)
-        fn = scalar_fn(prop, node.kind)
+        fn = scalar_fn(prop, node)
         if chance <= 0.0:
             return _none
         if chance >= 1.0:

@@ -31,6 +31,8 @@ class Node:
     kind: str
     props: Mapping[str, Node] = field(default_factory=dict)
     items: Node | None = None
+    size: tuple[int, int] | None = None
+    """(precision, scale) of a decimal column, when R39 declares it."""
 
     @property
     def is_scalar(self) -> bool:
@@ -131,6 +133,8 @@ def parse_node(spec: Mapping[str, Any]) -> Node:
         if fmt == "date":
             return Node("date")
         return Node("string")
+    if kind == "number" and "precision" in spec:
+        return Node(kind, size=(int(spec["precision"]), int(spec.get("scale", 0))))
     if kind in ("integer", "number", "boolean"):
         return Node(kind)
     return Node("string")

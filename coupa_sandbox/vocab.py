@@ -14,6 +14,7 @@ from random import Random
 from typing import Any
 
 from .clock import Clock
+from .schema import Node
 
 FIRST_NAMES = (
     "Anna", "Ben", "Carla", "Deepak", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal",
@@ -173,11 +174,11 @@ def status_family(owner: str) -> str:
 
 
 def money(rng: Random, low: int = 5, high: int = 25000) -> str:
-    """A decimal string: mostly 2 decimals, some 4 decimals, a few very large."""
+    """A decimal string: mostly 2 decimals, some 4, a few with more digits than a double."""
     roll = rng.random()
     fraction = rng.random()
     if roll < 0.03:
-        return f"{10_000_000 + int(fraction * 89_999_999)}.{int(roll * 333_333) % 10000:04d}"
+        return f"{rng.randint(10**15, 10**16 - 1)}.{int(roll * 333_333) % 10000:04d}"
     sign = "-" if roll > 0.985 else ""
     units = low + int(fraction * (high - low))
     cents = int(fraction * 1_000_000) % 10000
@@ -419,8 +420,28 @@ def _string_fn(prop: str) -> ValueFn:
     return lambda rng, ctx: f"{label} {rng.randint(1, 999)}"
 
 
-def scalar_fn(prop: str, kind: str) -> ValueFn:
-    """Pick a value generator for a scalar property from its name and kind."""
+def fit_decimal(value: str, size: tuple[int, int], rng: Random) -> str:
+    """Make a decimal string fit DECIMAL(precision, scale), as the column would store it.
+
+    Wide-scale columns (prices, rates at scale 20) sometimes use every digit, so exact
+    loading is tested where a double would round.
+    """
+    precision, scale = size
+    sign = "-" if value.startswith("-") else ""
+    whole, _, frac = value.lstrip("-").partition(".")
+    whole = whole[len(whole) - (precision - scale) :].lstrip("0") or "0"
+    if scale >= 10 and rng.random() < 0.05:
+        frac = (frac + "".join(rng.choice("0123456789") for _ in range(scale)))[:scale]
+    frac = frac[:scale]
+    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
+
+
+def scalar_fn(prop: str, node: Node) -> ValueFn:
+    """Pick a value generator for a scalar property from its name and schema node."""
+    kind, size = node.kind, node.size
+    if kind == "number" and size:
+        fn = _number_fn(prop)
+        return lambda rng, ctx: fit_decimal(fn(rng, ctx), size, rng)
     if kind == "number":
         return _number_fn(prop)
     if kind == "integer":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +211,7 @@ NOT_A_DATE: frozenset[tuple[str, str]] = frozenset(
 OPEN_OBJECT: JsonDict = {"type": ["object", "null"]}
 OPEN_ARRAY: JsonDict = {"type": ["array", "null"]}
 SCALAR_TYPES = frozenset({"integer", "number", "boolean", "string"})
+DECIMAL_SIZE = re.compile(r"decimal\((\d+),(\d+)\)")
 
 
 class GeneratorError(Exception):
@@ -273,6 +275,10 @@ def scalar(definition: str, name: str, prop: JsonDict) -> JsonDict:
     is_date = kind == "string" and prop.get("format") in {"datetime", "date"}
     if is_date and (definition, name) not in NOT_A_DATE:
         schema["format"] = "date-time"
+    # Keep the column's declared size (the keywords of the SDK's x-singer.decimal), so
+    # a target or the tap's decimal_format=string can create an exact DECIMAL(p, s).
+    if kind == "number" and (size := DECIMAL_SIZE.fullmatch(prop.get("format", ""))):
+        schema["precision"], schema["scale"] = int(size[1]), int(size[2])
     return schema
 
 

@@ -27,9 +27,9 @@ from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
+from tap_coupa.decimals import DecimalPlan, with_sizes
 from tap_coupa.engine import IdScan, PageSource
 from tap_coupa.records import (
-    DecimalPlan,
     InstantMax,
     PrunePlan,
     Record,
@@ -74,7 +74,7 @@ class CoupaStream(RESTStream[int]):
     def __init__(self, tap: TapCoupa, schema: dict[str, t.Any]) -> None:
         super().__init__(tap=tap, schema=schema)
         self.coupa: TapCoupa = tap
-        self._decimals = DecimalPlan.compile(self.schema)
+        self._decimals = DecimalPlan.compile(self.schema, as_text=tap.decimal_strings)
         self._known = frozenset(self.schema["properties"])
         self._reported: set[str] = set()
         self._schema_sent = False
@@ -284,6 +284,12 @@ class CoupaStream(RESTStream[int]):
             return
         for child in self._children:
             child.emit_from(child_context)
+
+    def _generate_schema_messages(self) -> Generator[singer.SchemaMessage, None, None]:
+        """SCHEMA messages with the DECIMAL sizes that the SDK's catalog model drops."""
+        for message in super()._generate_schema_messages():
+            message.schema = with_sizes(message.schema, self.schema)
+            yield message
 
     def _generate_record_messages(
         self, record: Record

@@ -16,6 +16,7 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import backoff
 import httpx
@@ -33,7 +34,9 @@ Params = t.Sequence[tuple[str, str]]
 #: Cap on one backoff wait, so a long Retry-After or a deep retry never stalls a sync.
 MAX_WAIT_S = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_decoder = msgspec.json.Decoder()
+#: A JSON number with a fraction decodes to Decimal, digit for digit (Coupa sends
+#: decimals as strings, but a look-alike or a custom field may not).
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
 logger = logging.getLogger("tap-coupa")
 
 

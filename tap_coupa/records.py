@@ -1,17 +1,9 @@
-"""Per-record work, compiled once per stream from its schema so the hot path stays lean.
-
-Coupa sends decimals as strings (``"567.07"``); targets need exact numbers. Instead
-of letting the SDK re-walk every nested object of every record against the schema,
-each stream compiles its schema into a small plan naming only the places that hold
-decimals, and converts those to ``Decimal`` (which the msgspec writer emits as a JSON
-number, digit for digit).
-"""
+"""Per-record work (pruning, bookmarks, custom-field typing), compiled to keep it lean."""
 
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import pendulum
 
@@ -21,59 +13,6 @@ Record = dict[str, t.Any]
 def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
     kind = schema.get("type", [])
     return {kind} if isinstance(kind, str) else set(kind)
-
-
-@dataclass
-class DecimalPlan:
-    """Where the decimals are in one object shape (``prefix`` names it in reports)."""
-
-    numbers: tuple[str, ...] = ()
-    objects: dict[str, DecimalPlan] = field(default_factory=dict)
-    arrays: dict[str, DecimalPlan] = field(default_factory=dict)
-    prefix: str = ""
-
-    @classmethod
-    def compile(cls, schema: t.Mapping[str, t.Any], prefix: str = "") -> DecimalPlan | None:
-        """Build the plan for an object schema; None when it holds no decimals."""
-        numbers: list[str] = []
-        objects: dict[str, DecimalPlan] = {}
-        arrays: dict[str, DecimalPlan] = {}
-        for name, prop in schema.get("properties", {}).items():
-            kinds = _types(prop)
-            if "number" in kinds:
-                numbers.append(name)
-            elif "object" in kinds and (sub := cls.compile(prop, f"{prefix}{name}.")):
-                objects[name] = sub
-            elif "array" in kinds and (
-                sub := cls.compile(prop.get("items", {}), f"{prefix}{name}[].")
-            ):
-                arrays[name] = sub
-        if not (numbers or objects or arrays):
-            return None
-        return cls(tuple(numbers), objects, arrays, prefix)
-
-    def apply(self, obj: Record, bad: set[str]) -> None:
-        """Convert decimal strings in place; unparsable ones become null and are reported."""
-        get = obj.get
-        for name in self.numbers:
-            value = get(name)
-            if value.__class__ is str:
-                try:
-                    obj[name] = Decimal(value)
-                except InvalidOperation:
-                    obj[name] = None
-                    if value.strip():
-                        bad.add(f"{self.prefix}{name}={value[:40]!r}")
-        for name, plan in self.objects.items():
-            value = get(name)
-            if value.__class__ is dict:
-                plan.apply(value, bad)
-        for name, plan in self.arrays.items():
-            items = get(name)
-            if items.__class__ is list:
-                for item in items:
-                    if item.__class__ is dict:
-                        plan.apply(item, bad)
 
 
 PrunePlan = dict[str, "PrunePlan | None"]
@@ -134,7 +73,14 @@ class InstantMax:
         return max(instants, default=None)
 
 
-_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", dict: "object", list: "array"}
+_JSON_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    Decimal: "number",
+    dict: "object",
+    list: "array",
+}
 
 
 def infer_properties(samples: t.Iterable[t.Mapping[str, t.Any]]) -> dict[str, t.Any]:

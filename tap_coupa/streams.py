@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 
 from tap_coupa.client import EXTRA_FIELDS, CoupaStream
+from tap_coupa.decimals import decimals_as_strings
 
 SCHEMAS = resources.files("tap_coupa") / "schemas"
 
@@ -43,10 +44,12 @@ def registry() -> dict[str, StreamSpec]:
     return {name: specs[name] for name in sorted(specs, key=lambda n: (depth(n), n))}
 
 
-def load_schema(name: str) -> dict[str, t.Any]:
+def load_schema(name: str, *, decimal_strings: bool = False) -> dict[str, t.Any]:
     """A stream's schema plus the catch-all for properties R39 does not know."""
     schema: dict[str, t.Any] = json.loads((SCHEMAS / f"{name}.json").read_text())
     schema["properties"][EXTRA_FIELDS] = {"type": ["object", "null"]}
+    if decimal_strings:
+        decimals_as_strings(schema)
     return schema
 
 

@@ -164,6 +164,17 @@ class TapCoupa(Tap):
             description="Allow a plain http:// base_url that is not on loopback.",
         ),
         th.Property(
+            "decimal_format",
+            th.StringType(allowed_values=["number", "string"]),
+            default="number",
+            description=(
+                "How decimals are emitted. number: JSON numbers with every digit (SDK SQL "
+                "targets load NUMERIC). string: exact text declared as x-singer.decimal "
+                "with R39's precision and scale (SDK SQL targets create DECIMAL(p, s); "
+                "for targets that would load numbers as floats)."
+            ),
+        ),
+        th.Property(
             "discover_custom_fields",
             th.BooleanType(),
             default=False,
@@ -263,6 +274,11 @@ class TapCoupa(Tap):
     def page_size(self) -> int:
         """Records per request."""
         return int(self.config.get("page_size", MAX_PAGE_SIZE))
+
+    @property
+    def decimal_strings(self) -> bool:
+        """Emit decimals as x-singer.decimal strings instead of JSON numbers."""
+        return self.config.get("decimal_format") == "string"
 
     @property
     def max_concurrency(self) -> int:
@@ -446,7 +462,10 @@ class TapCoupa(Tap):
         ``discover_custom_fields`` a discovery also types each stream's custom fields
         from a page of live records.
         """
-        streams = [cls(tap=self, schema=load_schema(name)) for name, cls in stream_types().items()]
+        streams = [
+            cls(tap=self, schema=load_schema(name, decimal_strings=self.decimal_strings))
+            for name, cls in stream_types().items()
+        ]
         if self.config.get("discover_custom_fields") and self.input_catalog is None:
             self._discover_custom_fields(streams)
         return streams

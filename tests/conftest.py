@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import typing as t
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -69,7 +71,7 @@ def parse_output(stdout: str, stderr: str = "", returncode: int = 0) -> Output:
     for line in stdout.splitlines():
         if not line.strip():
             continue
-        message = json.loads(line)
+        message = json.loads(line, parse_float=Decimal)  # as a target reads decimals
         kind = message["type"]
         if kind == "RECORD":
             out.records[message["stream"]].append(message["record"])
@@ -167,6 +169,26 @@ class TapRunner:
         # A kill can cut the last line short; a target would drop it too.
         complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
         return parse_output(complete, returncode=returncode)
+
+    def pipe(self, config: dict[str, t.Any], streams: t.Collection[str], target: list[str]) -> None:
+        """Pipe a sync into a Singer target command, as ``meltano run`` would."""
+        with subprocess.Popen(
+            [sys.executable, "-m", "tap_coupa", *self.files(config, streams, None)],
+            stdout=subprocess.PIPE,
+        ) as tap_process:
+            loaded = subprocess.run(
+                target, stdin=tap_process.stdout, capture_output=True, check=False
+            )
+        assert loaded.returncode == 0, loaded.stderr.decode()[-3000:]
+        assert tap_process.returncode == 0
+
+
+def installed(command: str) -> str:
+    """A console script of the test environment (the dev extra installs the targets)."""
+    found = shutil.which(command, path=str(Path(sys.executable).parent))
+    if not found:
+        pytest.fail(f"{command} is not installed in the test environment (pip install -e .[dev])")
+    return found
 
 
 @pytest.fixture

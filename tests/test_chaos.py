@@ -32,7 +32,7 @@ def exact(record: dict) -> str:
             return {k: normalise(v) for k, v in value.items()}
         if isinstance(value, list):
             return [normalise(v) for v in value]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
             return str(Decimal(str(value)).normalize())
         if isinstance(value, str):
             try:

@@ -7,27 +7,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from coupa_sandbox import Sandbox
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, TapRunner, tap_config
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, TapRunner, installed, tap_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMS = ["invoices", "invoice_lines", "suppliers", "currencies"]
-
-
-def target_duckdb() -> str:
-    found = shutil.which("target-duckdb", path=str(Path(sys.executable).parent))
-    if not found:
-        pytest.fail(
-            "target-duckdb is not installed in the test environment (pip install -e .[dev])"
-        )
-    return found
 
 
 def load(tap: TapRunner, tmp_path: Path, config: dict[str, object], streams: list[str]) -> Path:
@@ -36,18 +25,7 @@ def load(tap: TapRunner, tmp_path: Path, config: dict[str, object], streams: lis
     target_config.write_text(
         json.dumps({"filepath": str(database), "default_target_schema": "coupa"})
     )
-    tap_args = tap.files(config, streams, None)
-    with subprocess.Popen(
-        [sys.executable, "-m", "tap_coupa", *tap_args], stdout=subprocess.PIPE
-    ) as tap_process:
-        loaded = subprocess.run(
-            [target_duckdb(), "--config", str(target_config)],
-            stdin=tap_process.stdout,
-            capture_output=True,
-            check=False,
-        )
-    assert tap_process.returncode == 0
-    assert loaded.returncode == 0, loaded.stderr.decode()[-3000:]
+    tap.pipe(config, streams, [installed("target-duckdb"), "--config", str(target_config)])
     return database
 
 
@@ -89,12 +67,13 @@ def test_every_stream_loads_with_matching_row_counts(
             )
             assert loaded is not None
             assert loaded[0] == count, stream
-        # Decimal strings arrive as numbers with their digits (DuckDB stores DOUBLE here).
+        # target-duckdb stores JSON numbers as DOUBLE: equal to the nearest double.
+        # Exact digits in a SQL target are checked with PostgreSQL (test_sql_target).
         totals = dict(db.execute('select id, "gross-total" from coupa.invoices').fetchall())
-    sample = [r for r in sandbox.records("invoices") if r.get("gross-total")][:25]
+    sample = [r for r in sandbox.records("invoices") if r.get("gross-total")]
     assert sample
     for record in sample:
-        assert Decimal(str(totals[record["id"]])) == Decimal(record["gross-total"])
+        assert totals[record["id"]] == float(record["gross-total"])
 
 
 def meltano() -> str:

@@ -1,14 +1,19 @@
-"""Decimal conversion, instant comparison across offsets, and the offset paginator."""
+"""Decimals (as numbers or x-singer.decimal strings), instant comparison across offsets, and the offset paginator."""
 
 from __future__ import annotations
 
+import copy
+import json
+import typing as t
 from decimal import Decimal
 
 import pendulum
 import pytest
 
+from tap_coupa.decimals import DecimalPlan, decimals_as_strings, with_sizes
+from tap_coupa.http import parse_records
 from tap_coupa.pagination import CoupaOffsetPaginator
-from tap_coupa.records import DecimalPlan, InstantMax
+from tap_coupa.records import InstantMax
 
 SCHEMA = {
     "type": "object",
@@ -63,6 +68,78 @@ def test_decimal_plan_reports_unparsable_values() -> None:
     plan.apply(record, bad)
     assert record == {"total": None, "lines": [{"price": None}]}
     assert bad == {"total='N/A'"}
+
+
+def test_decimal_plan_nulls_values_json_cannot_carry() -> None:
+    plan = DecimalPlan.compile(SCHEMA)
+    assert plan is not None
+    record = {"total": "NaN", "currency": {"rate": "-Infinity"}}
+    bad: set[str] = set()
+    plan.apply(record, bad)
+    assert record == {"total": None, "currency": {"rate": None}}
+    assert bad == {"total='NaN'", "currency.rate='-Infinity'"}
+
+
+def test_json_numbers_decode_exactly() -> None:
+    body = b'[{"id": 1, "total": 12345678901234567890.123456789, "count": 7}]'
+    [record] = parse_records(body, stream="invoices", path="invoices")
+    assert record["total"] == Decimal("12345678901234567890.123456789")
+    assert record["count"] == 7
+
+
+def sized_schema() -> dict[str, t.Any]:
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"]["total"].update(precision=30, scale=4)
+    schema["properties"]["lines"]["items"]["properties"]["price"].update(precision=46, scale=20)
+    return schema
+
+
+def test_decimal_strings_keep_text_and_declare_sizes() -> None:
+    schema = sized_schema()
+    decimals_as_strings(schema)
+    props = schema["properties"]
+    assert props["total"] == {
+        "type": ["string", "null"],
+        "format": "x-singer.decimal",
+        "precision": 30,
+        "scale": 4,
+    }
+    assert props["currency"]["properties"]["rate"]["format"] == "x-singer.decimal"
+    assert "precision" not in props["currency"]["properties"]["rate"], "R39 gave no size"
+    assert props["lines"]["items"]["properties"]["price"]["scale"] == 20
+    assert props["name"] == {"type": ["string", "null"]}
+    plan = DecimalPlan.compile(schema, as_text=True)
+    assert plan is not None
+    record = {
+        "total": "567.070",
+        "currency": {"rate": Decimal("1.25")},  # a JSON number, decoded exactly
+        "lines": [{"price": 3}, {"price": "abc"}],
+    }
+    bad: set[str] = set()
+    plan.apply(record, bad)
+    assert record == {
+        "total": "567.070",
+        "currency": {"rate": "1.25"},
+        "lines": [{"price": "3"}, {"price": None}],
+    }
+    assert bad == {"lines[].price='abc'"}
+
+
+def test_sizes_dropped_by_a_catalog_are_restored() -> None:
+    sized = sized_schema()
+    decimals_as_strings(sized)
+    from_catalog = json.loads(json.dumps(sized))
+    for prop in [
+        from_catalog["properties"]["total"],
+        from_catalog["properties"]["lines"]["items"]["properties"]["price"],
+    ]:
+        del prop["precision"], prop["scale"]
+    del from_catalog["properties"]["name"]  # deselected
+    restored = with_sizes(from_catalog, sized)
+    assert restored["properties"]["total"]["precision"] == 30
+    assert restored["properties"]["lines"]["items"]["properties"]["price"]["scale"] == 20
+    assert "name" not in restored["properties"]
+    assert "precision" not in from_catalog["properties"]["total"], "the input is not modified"
 
 
 def test_schema_without_numbers_has_no_plan() -> None:

@@ -1,0 +1,148 @@
+"""Coupa's decimals: where a schema holds them, and how they are emitted.
+
+Coupa sends decimals as strings (``"567.07"``); targets need exact numbers. Instead
+of letting the SDK re-walk every nested object of every record against the schema,
+each stream compiles its schema into a small plan naming only the places that hold
+decimals, and converts those to ``Decimal`` (which the msgspec writer emits as a JSON
+number, digit for digit), or, with ``decimal_format=string``, checks and keeps them
+as ``x-singer.decimal`` text declared with R39's precision and scale.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from tap_coupa.records import Record
+
+Schema = dict[str, t.Any]
+SIZE_KEYS = ("precision", "scale")
+
+
+def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
+    kind = schema.get("type", [])
+    return {kind} if isinstance(kind, str) else set(kind)
+
+
+SINGER_DECIMAL = "x-singer.decimal"
+
+
+def is_decimal(schema: t.Mapping[str, t.Any]) -> bool:
+    """A property holding a decimal: a JSON number, or a string in x-singer.decimal format."""
+    return "number" in _types(schema) or schema.get("format") == SINGER_DECIMAL
+
+
+def _parse(value: str) -> Decimal | None:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+@dataclass
+class DecimalPlan:
+    """Where the decimals are in one object shape (``prefix`` names it in reports).
+
+    ``as_text`` keeps them as strings (checked, and made of any JSON number the API
+    sent): the ``decimal_format=string`` mode, where no conversion is needed at all.
+    """
+
+    numbers: tuple[str, ...] = ()
+    objects: dict[str, DecimalPlan] = field(default_factory=dict)
+    arrays: dict[str, DecimalPlan] = field(default_factory=dict)
+    prefix: str = ""
+    as_text: bool = False
+
+    @classmethod
+    def compile(
+        cls, schema: t.Mapping[str, t.Any], prefix: str = "", *, as_text: bool = False
+    ) -> DecimalPlan | None:
+        """Build the plan for an object schema; None when it holds no decimals."""
+        numbers: list[str] = []
+        objects: dict[str, DecimalPlan] = {}
+        arrays: dict[str, DecimalPlan] = {}
+        for name, prop in schema.get("properties", {}).items():
+            kinds = _types(prop)
+            if is_decimal(prop):
+                numbers.append(name)
+            elif "object" in kinds and (
+                sub := cls.compile(prop, f"{prefix}{name}.", as_text=as_text)
+            ):
+                objects[name] = sub
+            elif "array" in kinds and (
+                sub := cls.compile(prop.get("items", {}), f"{prefix}{name}[].", as_text=as_text)
+            ):
+                arrays[name] = sub
+        if not (numbers or objects or arrays):
+            return None
+        return cls(tuple(numbers), objects, arrays, prefix, as_text)
+
+    def apply(self, obj: Record, bad: set[str]) -> None:
+        """Convert decimals in place; unparsable or non-finite ones become null, reported."""
+        get = obj.get
+        as_text = self.as_text
+        for name in self.numbers:
+            value = get(name)
+            if value.__class__ is str:
+                number = _parse(value)
+                if number is None:
+                    obj[name] = None
+                    if value.strip():
+                        bad.add(f"{self.prefix}{name}={value[:40]!r}")
+                elif not as_text:
+                    obj[name] = number
+            elif as_text and value is not None and value.__class__ is not bool:
+                obj[name] = str(value)  # a JSON number, decoded exactly as Decimal or int
+        for name, plan in self.objects.items():
+            value = get(name)
+            if value.__class__ is dict:
+                plan.apply(value, bad)
+        for name, plan in self.arrays.items():
+            items = get(name)
+            if items.__class__ is list:
+                for item in items:
+                    if item.__class__ is dict:
+                        plan.apply(item, bad)
+
+
+def decimals_as_strings(schema: Schema) -> None:
+    """Declare every number as an x-singer.decimal string, keeping its DECIMAL(p, s) size.
+
+    SDK SQL targets create DECIMAL(precision, scale) columns for these; any other
+    target receives the exact digits as text instead of a float.
+    """
+    for name, prop in schema.get("properties", {}).items():
+        if is_decimal(prop):
+            size = {key: prop[key] for key in SIZE_KEYS if key in prop}
+            schema["properties"][name] = {
+                "type": ["string", "null"],
+                "format": SINGER_DECIMAL,
+                **size,
+            }
+        else:
+            decimals_as_strings(prop.get("items", prop))
+
+
+def with_sizes(schema: Schema, sized: Schema) -> Schema:
+    """``schema`` with the precision and scale that ``sized`` gives the same decimals.
+
+    The SDK's catalog model drops these keywords, so a schema read back from a catalog
+    would otherwise reach the target without its DECIMAL sizes.
+    """
+    if "items" in schema and isinstance(sized.get("items"), dict):
+        return {**schema, "items": with_sizes(schema["items"], sized["items"])}
+    props, known = schema.get("properties"), sized.get("properties") or {}
+    if not isinstance(props, dict):
+        return schema
+    merged: Schema = {}
+    for name, prop in props.items():
+        source = known.get(name)
+        if not isinstance(source, dict):
+            merged[name] = prop
+        elif is_decimal(prop):
+            merged[name] = {**prop, **{key: source[key] for key in SIZE_KEYS if key in source}}
+        else:
+            merged[name] = with_sizes(prop, source)
+    return {**schema, "properties": merged}

