@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy tap_coupa coupa_sandbox
+	$(BIN)/mypy tap_coupa coupa_sandbox scripts
 
 pytest: install $(MELTANO)
 	MELTANO_BIN=$(abspath $(MELTANO)) $(BIN)/pytest $(PYTEST_ARGS)

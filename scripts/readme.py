@@ -7,6 +7,7 @@ cannot drift from ``--about`` and the stream registry; ``--check`` fails when th
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import subprocess
 import sys
@@ -43,12 +44,16 @@ def streams_table() -> str:
     return "\n".join(rows)
 
 
+def _fill(table: str, match: re.Match[str]) -> str:
+    return f"{match.group(1)}{table}\n{match.group(2)}"
+
+
 def render(text: str) -> str:
     for name, table in {"settings": settings_table(), "streams": streams_table()}.items():
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
         if not pattern.search(text):
             sys.exit(f"README.md has no <!-- BEGIN {name} --> / <!-- END {name} --> markers.")
-        text = pattern.sub(lambda m, t=table: f"{m.group(1)}{t}\n{m.group(2)}", text)
+        text = pattern.sub(functools.partial(_fill, table), text)
     return text
 
 

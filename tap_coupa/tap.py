@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import re
+import ssl
 import sys
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,6 @@ from urllib.parse import urlsplit
 import httpx
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
@@ -29,6 +29,7 @@ from tap_coupa.pagination import MAX_PAGE_SIZE
 from tap_coupa.ratelimit import RateLimiter
 from tap_coupa.records import infer_properties, parse_instant
 from tap_coupa.streams import load_schema, property_names, registry, stream_types
+from tap_coupa.writer import BatchingWriter
 
 if t.TYPE_CHECKING:
     import pendulum
@@ -79,7 +80,7 @@ class TapCoupa(Tap):
     """Singer tap for Coupa's REST API."""
 
     name = "tap-coupa"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = BatchingWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -381,12 +382,21 @@ class TapCoupa(Tap):
 
     @cached_property
     def client(self) -> httpx.Client:
-        """One keep-alive connection pool for the token endpoint and the API."""
+        """The token endpoint's client (API requests use one client per thread)."""
+        return self.new_client()
+
+    @cached_property
+    def tls(self) -> ssl.SSLContext:
+        """TLS verification as httpx does it by default, set up once (loading CAs is slow)."""
+        return httpx.create_ssl_context()
+
+    def new_client(self) -> httpx.Client:
+        """A keep-alive client with the tap's timeouts and headers, never redirected."""
         timeout = float(self.config.get("request_timeout", 300))
-        connections = self.max_concurrency + 2
         return httpx.Client(
+            verify=self.tls,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
             headers={"User-Agent": self.config.get("user_agent") or f"tap-coupa/{__version__}"},
             follow_redirects=False,
         )
@@ -421,7 +431,7 @@ class TapCoupa(Tap):
                 float(self.config.get("max_requests_per_second", DEFAULT_RATE)),
                 int(self.config.get("rate_limit_burst", DEFAULT_BURST)),
             ),
-            client=self.client,
+            new_client=self.new_client,
             max_retries=int(self.config.get("max_retries", 8)),
         )
 

@@ -39,7 +39,7 @@ def make_http(server: ScriptedServer, *, max_retries: int = 3) -> CoupaHTTP:
         api_base=f"{server.url}/api",
         authenticator=auth,
         limiter=RateLimiter(1000, 100),
-        client=client,
+        new_client=lambda: httpx.Client(timeout=5),
         max_retries=max_retries,
     )
 

@@ -1,0 +1,78 @@
+"""Batched output: RECORDs wait for a batch, every other message writes out what came before."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import typing as t
+
+import pytest
+from singer_sdk import singerlib as singer
+
+from tap_coupa import writer
+
+
+class FakeStdout(io.TextIOWrapper):
+    """A text stdout whose bytes we can read."""
+
+    def __init__(self) -> None:
+        self.raw_bytes = io.BytesIO()
+        super().__init__(t.cast("t.BinaryIO", self.raw_bytes), encoding="utf-8")
+
+    def lines(self) -> list[dict[str, t.Any]]:
+        return [json.loads(line) for line in self.raw_bytes.getvalue().splitlines()]
+
+
+@pytest.fixture
+def at_exit(monkeypatch: pytest.MonkeyPatch) -> list[t.Callable[[], None]]:
+    """What the writer registers to run at exit (collected here, not run at exit)."""
+    registered: list[t.Callable[[], None]] = []
+    monkeypatch.setattr(writer.atexit, "register", registered.append)
+    return registered
+
+
+def record(n: int) -> singer.RecordMessage:
+    return singer.RecordMessage(stream="invoices", record={"id": n})
+
+
+def test_records_wait_for_a_state_and_keep_their_order(
+    monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
+) -> None:
+    out = FakeStdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    sink = writer.BatchingWriter()
+    for n in range(3):
+        sink.write_message(record(n))
+    assert out.raw_bytes.getvalue() == b"", "records are batched"
+    sink.write_message(singer.StateMessage(value={"bookmarks": {"invoices": {"after": 2}}}))
+    assert [m["type"] for m in out.lines()] == ["RECORD", "RECORD", "RECORD", "STATE"]
+    assert [m["record"]["id"] for m in out.lines()[:3]] == [0, 1, 2]
+
+
+def test_a_full_batch_is_written_without_waiting(
+    monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
+) -> None:
+    out = FakeStdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(writer, "BATCH_BYTES", 200)
+    sink = writer.BatchingWriter()
+    for n in range(10):
+        sink.write_message(record(n))
+    written = out.lines()
+    assert 0 < len(written) < 10
+    assert [m["record"]["id"] for m in written] == list(range(len(written)))
+
+
+def test_records_after_the_last_state_are_written_at_exit(
+    monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
+) -> None:
+    out = FakeStdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    sink = writer.BatchingWriter()
+    sink.write_message(singer.StateMessage(value={}))
+    sink.write_message(record(7))  # an unchanged bookmark ends a sync without a STATE
+    assert [m["type"] for m in out.lines()] == ["STATE"]
+    for flush in at_exit:
+        flush()
+    assert [m["type"] for m in out.lines()] == ["STATE", "RECORD"]
