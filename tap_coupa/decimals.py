@@ -17,15 +17,14 @@ from decimal import Decimal, InvalidOperation
 from tap_coupa.records import Record
 
 Schema = dict[str, t.Any]
+SINGER_DECIMAL = "x-singer.decimal"
+#: The keywords of SDK's x-singer.decimal that size a DECIMAL column.
 SIZE_KEYS = ("precision", "scale")
 
 
 def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
     kind = schema.get("type", [])
     return {kind} if isinstance(kind, str) else set(kind)
-
-
-SINGER_DECIMAL = "x-singer.decimal"
 
 
 def is_decimal(schema: t.Mapping[str, t.Any]) -> bool:

@@ -8,13 +8,6 @@ from decimal import Decimal
 import pendulum
 
 Record = dict[str, t.Any]
-
-
-def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
-    kind = schema.get("type", [])
-    return {kind} if isinstance(kind, str) else set(kind)
-
-
 PrunePlan = dict[str, "PrunePlan | None"]
 
 
