@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from coupa_sandbox import Sandbox
+from tap_coupa.decimals import is_decimal
 from tap_coupa.streams import load_schema, registry
 from tests.conftest import TapRunner, installed, tap_config
 
@@ -45,12 +46,7 @@ def load(tap: TapRunner, tmp_path: Path, url: str, config: dict[str, t.Any], sch
 def decimal_columns(stream: str, *, strings: bool) -> dict[str, dict[str, t.Any]]:
     """Top-level decimal properties of a stream's schema, as the tap declares them."""
     props = load_schema(stream, decimal_strings=strings)["properties"]
-    wanted = "x-singer.decimal" if strings else None
-    return {
-        name: prop
-        for name, prop in props.items()
-        if (prop.get("format") == wanted if strings else "number" in prop["type"])
-    }
+    return {name: prop for name, prop in props.items() if is_decimal(prop)}
 
 
 def rows_of(sandbox: Sandbox, stream: str) -> list[dict[str, t.Any]]:
