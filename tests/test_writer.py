@@ -32,6 +32,16 @@ def at_exit(monkeypatch: pytest.MonkeyPatch) -> list[t.Callable[[], None]]:
     return registered
 
 
+def writer_on_fake_stdout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[writer.BatchingWriter, FakeStdout]:
+    """A writer and the stdout it writes to (set in the test: pytest resets sys.stdout
+    between fixture setup and the test)."""
+    stdout = FakeStdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    return writer.BatchingWriter(), stdout
+
+
 def record(n: int) -> singer.RecordMessage:
     return singer.RecordMessage(stream="invoices", record={"id": n})
 
@@ -39,9 +49,7 @@ def record(n: int) -> singer.RecordMessage:
 def test_records_wait_for_a_state_and_keep_their_order(
     monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
 ) -> None:
-    out = FakeStdout()
-    monkeypatch.setattr(sys, "stdout", out)
-    sink = writer.BatchingWriter()
+    sink, out = writer_on_fake_stdout(monkeypatch)
     for n in range(3):
         sink.write_message(record(n))
     assert out.raw_bytes.getvalue() == b"", "records are batched"
@@ -53,10 +61,8 @@ def test_records_wait_for_a_state_and_keep_their_order(
 def test_a_full_batch_is_written_without_waiting(
     monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
 ) -> None:
-    out = FakeStdout()
-    monkeypatch.setattr(sys, "stdout", out)
     monkeypatch.setattr(writer, "BATCH_BYTES", 200)
-    sink = writer.BatchingWriter()
+    sink, out = writer_on_fake_stdout(monkeypatch)
     for n in range(10):
         sink.write_message(record(n))
     written = out.lines()
@@ -67,9 +73,7 @@ def test_a_full_batch_is_written_without_waiting(
 def test_records_after_the_last_state_are_written_at_exit(
     monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
 ) -> None:
-    out = FakeStdout()
-    monkeypatch.setattr(sys, "stdout", out)
-    sink = writer.BatchingWriter()
+    sink, out = writer_on_fake_stdout(monkeypatch)
     sink.write_message(singer.StateMessage(value={}))
     sink.write_message(record(7))  # an unchanged bookmark ends a sync without a STATE
     assert [m["type"] for m in out.lines()] == ["STATE"]
