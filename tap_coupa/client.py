@@ -75,6 +75,8 @@ class CoupaStream(RESTStream[int]):
         super().__init__(tap=tap, schema=schema)
         self.coupa: TapCoupa = tap
         self._decimals = DecimalPlan.compile(self.schema, as_text=tap.decimal_strings)
+        #: What ``shape`` converts: all of ``_decimals``, less what a parent converted.
+        self._convert = self._decimals
         self._known = frozenset(self.schema["properties"])
         self._reported: set[str] = set()
         self._schema_sent = False
@@ -95,8 +97,8 @@ class CoupaStream(RESTStream[int]):
         bad: set[str] = set()
         known = self._known
         for record in records:
-            if self._decimals is not None:
-                self._decimals.apply(record, bad)
+            if self._convert is not None:
+                self._convert.apply(record, bad)
             if not known.issuperset(record):
                 extra = {key: record.pop(key) for key in list(record) if key not in known}
                 record[EXTRA_FIELDS] = extra
@@ -258,6 +260,10 @@ class CoupaStream(RESTStream[int]):
                 child._write_schema_message()
                 child._schema_sent = True
             child._emitted = 0
+            # By the time a row reaches the child, this stream (or its own parent) has
+            # converted everything its full plan names for that array.
+            done = self._decimals.arrays.get(child.array_field or "") if self._decimals else None
+            child._convert = child._decimals.without(done) if child._decimals else None
             child._prepare_children()
 
     def _log_children(self) -> None:

@@ -78,6 +78,21 @@ class DecimalPlan:
             return None
         return cls(tuple(numbers), objects, arrays, prefix, as_text)
 
+    def without(self, done: DecimalPlan | None) -> DecimalPlan | None:
+        """The plan less what ``done`` already converts (None when nothing is left).
+
+        A child stream's rows are items of its parent's array, which the parent's plan
+        has converted already; converting them again would parse each decimal twice.
+        """
+        if done is None:
+            return self
+        numbers = tuple(name for name in self.numbers if name not in done.numbers)
+        objects = _remaining(self.objects, done.objects)
+        arrays = _remaining(self.arrays, done.arrays)
+        if not (numbers or objects or arrays):
+            return None
+        return DecimalPlan(numbers, objects, arrays, self.prefix, self.as_text)
+
     def apply(self, obj: Record, bad: set[str]) -> None:
         """Convert decimals in place; unparsable or non-finite ones become null, reported."""
         get = obj.get
@@ -104,6 +119,13 @@ class DecimalPlan:
                 for item in items:
                     if item.__class__ is dict:
                         plan.apply(item, bad)
+
+
+def _remaining(
+    plans: dict[str, DecimalPlan], done: dict[str, DecimalPlan]
+) -> dict[str, DecimalPlan]:
+    left = {name: plan.without(done.get(name)) for name, plan in plans.items()}
+    return {name: plan for name, plan in left.items() if plan is not None}
 
 
 def decimals_as_strings(schema: Schema) -> None:

@@ -174,3 +174,32 @@ def test_paginator_overlaps_pages_by_one_record() -> None:
 def test_paginator_rejects_sizes_coupa_does_not_allow(size: int) -> None:
     with pytest.raises(ValueError, match="between 1 and 50"):
         CoupaOffsetPaginator(size)
+
+
+def test_a_child_plan_skips_what_the_parent_converted() -> None:
+    parent = DecimalPlan.compile(SCHEMA)
+    assert parent is not None
+    line = {
+        "properties": {
+            "price": {"type": ["number", "null"]},
+            "tax": {"type": ["number", "null"]},
+            "taxes": {"type": ["array"], "items": {"properties": {"rate": {"type": "number"}}}},
+        }
+    }
+    child = DecimalPlan.compile(line)
+    assert child is not None
+    left = child.without(parent.arrays["lines"])
+    assert left is not None
+    assert left.numbers == ("tax",), "price was converted with the parent's lines"
+    assert list(left.arrays) == ["taxes"]
+    row = {"price": Decimal("0.10"), "tax": "0.02", "taxes": [{"rate": "0.2"}]}
+    left.apply(row, set())
+    assert row == {
+        "price": Decimal("0.10"),
+        "tax": Decimal("0.02"),
+        "taxes": [{"rate": Decimal("0.2")}],
+    }
+    covered = DecimalPlan.compile({"properties": {"price": {"type": "number"}}})
+    assert (
+        DecimalPlan.compile({"properties": {"price": {"type": "number"}}}).without(covered) is None
+    )
