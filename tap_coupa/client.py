@@ -17,6 +17,7 @@ owns the bookmark, because Coupa's offsets make the SDK's defaults unsafe:
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import typing as t
@@ -25,8 +26,10 @@ import pendulum
 from singer_sdk import singerlib as singer
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import RESTStream
 
+from tap_coupa import rawjson
 from tap_coupa.decimals import DecimalPlan, with_sizes
 from tap_coupa.engine import IdScan, PageSource
 from tap_coupa.records import (
@@ -78,28 +81,48 @@ class CoupaStream(RESTStream[int]):
         #: What ``shape`` converts: all of ``_decimals``, less what a parent converted.
         self._convert = self._decimals
         self._known = frozenset(self.schema["properties"])
+        #: Read by the scan and the bookmark, so decoded even in raw records.
+        self._decoded = tuple(key for key in ("id", self.replication_key) if key)
         self._reported: set[str] = set()
         self._schema_sent = False
         self._children: list[CoupaStream] = []
         self._source: PageSource | None = None
         self._emitted = 0
         self._prune: PrunePlan = {}
+        #: The nested properties ``shape`` changes in place (see ``_own``).
+        self._changes: frozenset[str] = frozenset()
 
     @property
     def url_base(self) -> str:
         """The instance's ``/api`` root."""
         return self.coupa.api_base
 
-    # Record shaping (runs on worker threads, once per record) ------------------------
+    # Record shaping (once per record) -------------------------------------------------
+
+    @functools.cached_property
+    def raw_json(self) -> bool:
+        """Whether records may keep raw JSON values (see ``rawjson``).
+
+        Only when nothing but the writer reads them: stream maps, flattening and BATCH
+        files need every value decoded.
+        """
+        return self.get_batch_config(self.config) is None and all(
+            type(stream_map) is SameRecordTransform and not stream_map.flattening_enabled
+            for stream_map in self.stream_maps
+        )
 
     def shape(self, records: list[Record]) -> list[Record]:
         """Convert decimals and keep unknown properties under ``extra-fields``."""
         bad: set[str] = set()
         known = self._known
+        decoded = self._decoded
         for record in records:
+            for key in decoded:
+                if (value := record.get(key)).__class__ is rawjson.Raw:
+                    record[key] = rawjson.value(value)
             if self._convert is not None:
                 self._convert.apply(record, bad)
-            if not known.issuperset(record):
+            if not record.keys() <= known:  # compared in place (issuperset copies the keys)
                 extra = {key: record.pop(key) for key in list(record) if key not in known}
                 record[EXTRA_FIELDS] = extra
                 self._report("kept under 'extra-fields'", extra)
@@ -134,6 +157,7 @@ class CoupaStream(RESTStream[int]):
                 path=self.path,
                 scope=self.scope,
                 transform=self.shape,
+                raw=self.raw_json,
             )
         return IdScan(
             self._source,
@@ -265,6 +289,10 @@ class CoupaStream(RESTStream[int]):
             done = self._decimals.arrays.get(child.array_field or "") if self._decimals else None
             child._convert = child._decimals.without(done) if child._decimals else None
             child._prepare_children()
+            child._changes = frozenset(
+                [name for name, sub in child._prune.items() if sub is not None]
+                + ([*child._convert.objects, *child._convert.arrays] if child._convert else [])
+            )
 
     def _log_children(self) -> None:
         for child in self._children:
@@ -321,9 +349,25 @@ class CoupaStream(RESTStream[int]):
     ) -> None:
         """Bookmarks are kept by ``get_records`` (instants, bounded by the scan start)."""
 
+    def _own(self, row: Record) -> Record:
+        """A copy of a parent's row that ``shape`` may change: the parent is emitted after.
+
+        Raw values are opened into the copy; only objects the parent opened already,
+        and this stream changes too, are copied deeper. Without raw JSON, all of it is.
+        """
+        if not self.raw_json:
+            return t.cast("Record", rawjson.materialize(row))
+        record = dict(row)
+        for name in self._changes:
+            if (value := record.get(name)).__class__ is dict or value.__class__ is list:
+                record[name] = rawjson.materialize(value)
+        return record
+
     def emit_from(self, parent: t.Mapping[str, t.Any]) -> None:
         """Emit the rows of ``parent[array_field]``, each carrying the parent's id."""
         rows = parent.get(self.array_field or "")
+        if rows.__class__ is rawjson.Raw:
+            rows = rawjson.open_array(rows)
         if not isinstance(rows, list):
             return
         parent_id = parent.get("id")
@@ -331,7 +375,7 @@ class CoupaStream(RESTStream[int]):
         for row in rows:
             if not isinstance(row, dict):
                 continue
-            record = dict(row)
+            record = self._own(row)
             if self.parent_key:
                 record[self.parent_key] = parent_id
             self.shape([record])

@@ -99,6 +99,7 @@ class PageSource:
         path: str,
         scope: str,
         transform: Transform,
+        raw: bool = False,
     ) -> None:
         self.http = http
         self.executor = executor
@@ -106,6 +107,8 @@ class PageSource:
         self.path = path
         self.scope = scope
         self.transform = transform
+        #: Decode records one level deep (see ``rawjson``).
+        self.raw = raw
         self.stats = RequestStats()
         #: A first page requested ahead of the stream's turn (see ``IdScan.prefetch``).
         self.ready: tuple[list[tuple[str, str]], Future[Page]] | None = None
@@ -126,6 +129,7 @@ class PageSource:
             scope=self.scope,
             stats=self.stats,
             decode=decode,
+            raw=self.raw,
             cancelled=cancelled,
         )
 
@@ -150,7 +154,7 @@ class PageSource:
         if page.body is None:
             return page
         try:
-            records = parse_records(page.body, stream=self.stream, path=self.path)
+            records = parse_records(page.body, stream=self.stream, path=self.path, raw=self.raw)
         except msgspec.DecodeError as exc:
             logger.warning("Stream %r: refetching a page with broken JSON (%s).", self.stream, exc)
             return self.fetch(params)

@@ -16,12 +16,12 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import backoff
 import httpx
 import msgspec
 
+from tap_coupa import rawjson
 from tap_coupa.errors import CoupaAPIError, CoupaError, CoupaRetriableError, snippet
 from tap_coupa.records import Record
 
@@ -34,9 +34,6 @@ Params = t.Sequence[tuple[str, str]]
 #: Cap on one backoff wait, so a long Retry-After or a deep retry never stalls a sync.
 MAX_WAIT_S = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-#: A JSON number with a fraction decodes to Decimal, digit for digit (Coupa sends
-#: decimals as strings, but a look-alike or a custom field may not).
-_decoder = msgspec.json.Decoder(float_hook=Decimal)
 logger = logging.getLogger("tap-coupa")
 
 
@@ -100,9 +97,12 @@ class Page:
     skipped: bool = False
 
 
-def parse_records(body: bytes, *, stream: str, path: str) -> list[Record]:
-    """Decode Coupa's bare JSON array; raises ``msgspec.DecodeError`` on broken JSON."""
-    records = _decoder.decode(body)
+def parse_records(body: bytes, *, stream: str, path: str, raw: bool = False) -> list[Record]:
+    """Decode Coupa's bare JSON array; raises ``msgspec.DecodeError`` on broken JSON.
+
+    ``raw`` keeps each record one level deep (see ``rawjson``).
+    """
+    records = rawjson.decode(body, raw=raw)
     if isinstance(records, list):
         return records
     if isinstance(records, dict) and "errors" in records:
@@ -125,6 +125,7 @@ class _Call:
     scope: str
     stats: RequestStats
     decode: bool
+    raw: bool
     cancelled: t.Callable[[], bool] | None = None
     reauthenticated: bool = False
 
@@ -179,14 +180,17 @@ class CoupaHTTP:
         scope: str,
         stats: RequestStats,
         decode: bool = True,
+        raw: bool = False,
         cancelled: t.Callable[[], bool] | None = None,
     ) -> Page:
         """GET ``/api/<path>``, retrying transient failures; ``decode=False`` keeps the body.
 
+        ``raw`` decodes records one level deep (see ``rawjson``).
+
         A request still waiting for the rate limiter when ``cancelled()`` turns true is
         not sent; its page comes back empty and marked ``skipped``.
         """
-        call = _Call(stream, path, params, scope, stats, decode, cancelled)
+        call = _Call(stream, path, params, scope, stats, decode, raw, cancelled)
         return self._fetch(call)
 
     def _count(self, call: _Call, **counts: int) -> None:
@@ -221,7 +225,8 @@ class CoupaHTTP:
             return Page([], None, skipped=True)
         self._count(call, requests=1)
         try:
-            response = self.client.get(url, params=list(call.params), headers=headers)
+            with self.client.stream("GET", url, params=list(call.params), headers=headers) as r:
+                response, body = r, _read(r)
         except httpx.TimeoutException as exc:
             msg = f"timed out ({type(exc).__name__})"
             raise CoupaRetriableError(msg) from None
@@ -230,7 +235,7 @@ class CoupaHTTP:
             raise CoupaRetriableError(msg) from None
         status = response.status_code
         if status == httpx.codes.OK:
-            return self._decode(call, response)
+            return self._decode(call, response, body)
         if status == httpx.codes.NOT_FOUND:
             # Coupa answers a list query that matches nothing with 404, not [].
             return Page([], _server_time(response), not_found=snippet(response.text, 120) or "404")
@@ -249,20 +254,22 @@ class CoupaHTTP:
             )
         raise CoupaAPIError(self._failure(call, response))
 
-    def _decode(self, call: _Call, response: httpx.Response) -> Page:
+    def _decode(self, call: _Call, response: httpx.Response, body: bytes | None) -> Page:
         """Accept only JSON; an HTML maintenance page or XML is retried, then reported."""
-        content_type = response.headers.get("Content-Type", "")
-        if "json" not in content_type:
+        if body is None:
+            content_type = response.headers.get("Content-Type", "")
             msg = (
                 f"expected a JSON array but got {content_type or 'no content type'} "
                 f"({snippet(response.text, 80)!r}); Coupa may be in maintenance, or "
                 "base_url is not a Coupa instance"
             )
             raise CoupaRetriableError(msg)
-        page = Page(records=[], server_time=_server_time(response), body=response.content)
+        page = Page(records=[], server_time=_server_time(response), body=body)
         if call.decode:
             try:
-                page.records = parse_records(page.body or b"", stream=call.stream, path=call.path)
+                page.records = parse_records(
+                    page.body or b"", stream=call.stream, path=call.path, raw=call.raw
+                )
             except msgspec.DecodeError as exc:
                 msg = f"invalid or truncated JSON ({exc})"
                 raise CoupaRetriableError(msg) from None
@@ -288,6 +295,21 @@ class CoupaHTTP:
             f"Stream {call.stream!r}: HTTP {status} from /api/{call.path}: "
             f"{snippet(response.text)!r}; {hint}."
         )
+
+
+def _read(response: httpx.Response) -> bytes | None:
+    """A 200 JSON body, read without caching it on the response (None for any other).
+
+    httpx keeps each Response in a reference cycle with its stream, which only a full
+    garbage collection frees; a body cached there would keep every page's megabyte
+    alive until then. Other answers are small, and read as usual for their text.
+    """
+    if response.status_code == httpx.codes.OK and "json" in response.headers.get(
+        "Content-Type", ""
+    ):
+        return b"".join(response.iter_bytes())
+    response.read()
+    return None
 
 
 def _server_time(response: httpx.Response) -> float | None:

@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pendulum
 
+from tap_coupa import rawjson
+
 Record = dict[str, t.Any]
 PrunePlan = dict[str, "PrunePlan | None"]
 
@@ -31,11 +33,15 @@ def compile_prune(mask: t.Mapping[tuple[str, ...], bool]) -> PrunePlan:
 
 
 def prune(obj: Record, plan: PrunePlan) -> None:
-    """Drop deselected properties in place."""
+    """Drop deselected properties in place (opening raw objects that hold some)."""
     for name, sub in plan.items():
         if sub is None:
             obj.pop(name, None)
-        elif (value := obj.get(name)).__class__ is dict:
+            continue
+        value = obj.get(name)
+        if value.__class__ is rawjson.Raw:
+            value = obj[name] = rawjson.open_object(value)
+        if value.__class__ is dict:
             prune(value, sub)
 
 

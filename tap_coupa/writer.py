@@ -45,14 +45,18 @@ class BatchingWriter(MsgSpecWriter):
     def __init__(self) -> None:
         super().__init__()
         self._buffer = bytearray()
+        #: Where the next message goes: 0 after a write, so the buffer is overwritten
+        #: in place (emptying it would free its memory, to be grown again for each batch).
+        self._offset = 0
         _widen_pipe(sys.stdout)
         atexit.register(self._flush_at_exit)
 
     def write_message(self, message: Message) -> None:
         """Append the message's JSON line; write out unless it is a RECORD in a batch."""
         buffer = self._buffer
-        encoder.encode_into(message.to_dict(), buffer, -1)
+        encoder.encode_into(message.to_dict(), buffer, self._offset)
         buffer.extend(b"\n")
+        self._offset = -1
         if message.type is not SingerMessageType.RECORD or len(buffer) >= BATCH_BYTES:
             self.flush()
 
@@ -62,7 +66,7 @@ class BatchingWriter(MsgSpecWriter):
 
     def flush(self) -> None:
         """Write out everything buffered."""
-        if self._buffer:
+        if self._offset:
             sys.stdout.buffer.write(self._buffer)
-            self._buffer.clear()
+            self._offset = 0
         sys.stdout.flush()

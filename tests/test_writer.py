@@ -80,3 +80,17 @@ def test_records_after_the_last_state_are_written_at_exit(
     for flush in at_exit:
         flush()
     assert [m["type"] for m in out.lines()] == ["STATE", "RECORD"]
+
+
+def test_a_shorter_batch_after_a_longer_one_writes_only_itself(
+    monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
+) -> None:
+    sink, out = writer_on_fake_stdout(monkeypatch)
+    sink.write_message(singer.RecordMessage(stream="invoices", record={"id": 1, "x": "y" * 5000}))
+    sink.write_message(singer.StateMessage(value={"n": 1}))
+    sink.write_message(record(2))  # goes where the long record was
+    sink.write_message(singer.StateMessage(value={"n": 2}))
+    lines = out.lines()
+    assert [m["type"] for m in lines] == ["RECORD", "STATE", "RECORD", "STATE"]
+    assert lines[2]["record"] == {"id": 2}
+    assert len(out.raw_bytes.getvalue()) < 5200

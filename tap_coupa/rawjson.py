@@ -1,0 +1,85 @@
+"""Records decoded one level deep: whatever the tap does not look into stays raw JSON.
+
+A full invoice is ~20 KB holding a thousand nested values, but the tap reads only a
+few of them: the id, the bookmark, and the decimals it turns into numbers. So a page
+is decoded as a list of ``{key: msgspec.Raw}`` objects, a nested value is opened (one
+more level) only where a plan must look inside it, and the msgspec writer copies
+every other value out again byte for byte. Decoding builds far fewer Python objects,
+encoding copies bytes, and the cycle collector skips dicts that only hold ``Raw``.
+
+Where the SDK itself reads every value (stream maps, flattening, BATCH files), a
+stream decodes fully instead (``decode(raw=False)``, ``materialize``).
+"""
+
+from __future__ import annotations
+
+import typing as t
+from decimal import Decimal
+
+import msgspec
+
+Raw = msgspec.Raw
+Object = dict[str, t.Any]
+
+_page = msgspec.json.Decoder(list[dict[str, Raw]])
+_object = msgspec.json.Decoder(dict[str, Raw] | None)
+_array = msgspec.json.Decoder(list[dict[str, Raw]] | None)
+_elements = msgspec.json.Decoder(list[Raw])
+#: A JSON number with a fraction decodes to Decimal, digit for digit (Coupa sends
+#: decimals as strings, but a look-alike or a custom field may not).
+_full = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode(body: bytes, *, raw: bool) -> t.Any:
+    """A page: a list of objects one level deep (``raw``), or anything, fully decoded.
+
+    Raises ``msgspec.DecodeError`` on broken JSON; a body of another shape than a list
+    of objects (``{"errors": ...}``) is returned fully decoded, for the caller to judge.
+    """
+    if raw:
+        try:
+            return _page.decode(body)
+        except msgspec.ValidationError:
+            pass
+    return _full.decode(body)
+
+
+def value(raw: Raw) -> t.Any:
+    """One raw value, fully decoded."""
+    return _full.decode(raw)
+
+
+def elements(text: bytes) -> list[Raw] | None:
+    """The elements of a JSON array, each raw; None if ``text`` is not valid JSON."""
+    try:
+        return _elements.decode(text)
+    except msgspec.DecodeError:
+        return None
+
+
+def open_object(raw: Raw) -> t.Any:
+    """An object one level deep (or whatever else the value turns out to be)."""
+    try:
+        return _object.decode(raw)
+    except msgspec.ValidationError:
+        return _full.decode(raw)
+
+
+def open_array(raw: Raw) -> t.Any:
+    """An array of objects one level deep (or whatever else the value turns out to be)."""
+    try:
+        return _array.decode(raw)
+    except msgspec.ValidationError:
+        return _full.decode(raw)
+
+
+def materialize(item: t.Any) -> t.Any:
+    """A fully decoded copy: no ``Raw`` left, and no object shared with ``item``."""
+    kind = item.__class__
+    if kind is Raw:
+        return _full.decode(item)
+    if kind is dict:
+        return {key: materialize(sub) for key, sub in item.items()}
+    if kind is list:
+        return [materialize(sub) for sub in item]
+    return item
