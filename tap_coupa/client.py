@@ -81,8 +81,6 @@ class CoupaStream(RESTStream[int]):
         #: What ``shape`` converts: all of ``_decimals``, less what a parent converted.
         self._convert = self._decimals
         self._known = frozenset(self.schema["properties"])
-        #: Read by the scan and the bookmark, so decoded even in raw records.
-        self._decoded = tuple(key for key in ("id", self.replication_key) if key)
         self._reported: set[str] = set()
         self._schema_sent = False
         self._children: list[CoupaStream] = []
@@ -111,26 +109,35 @@ class CoupaStream(RESTStream[int]):
             for stream_map in self.stream_maps
         )
 
-    def shape(self, records: list[Record]) -> list[Record]:
-        """Convert decimals and keep unknown properties under ``extra-fields``."""
-        bad: set[str] = set()
-        known = self._known
-        decoded = self._decoded
+    @staticmethod
+    def decode_ids(records: list[Record]) -> list[Record]:
+        """Decode each record's id, which the scan compares (once per page)."""
         for record in records:
-            for key in decoded:
-                if (value := record.get(key)).__class__ is rawjson.Raw:
-                    record[key] = rawjson.value(value)
-            if self._convert is not None:
-                self._convert.apply(record, bad)
-            if not record.keys() <= known:  # compared in place (issuperset copies the keys)
-                extra = {key: record.pop(key) for key in list(record) if key not in known}
-                record[EXTRA_FIELDS] = extra
-                self._report("kept under 'extra-fields'", extra)
-            if self._prune:
-                prune(record, self._prune)
-        if bad:
-            self._report("not a decimal; emitted as null", bad)
+            if (value := record.get("id")).__class__ is rawjson.Raw:
+                record["id"] = rawjson.value(value)
         return records
+
+    def shape(self, record: Record) -> Record:
+        """Convert decimals and keep unknown properties under ``extra-fields``.
+
+        Done record by record as each is emitted, not page by page: the record's
+        objects are then still in the CPU cache when the writer encodes them.
+        """
+        key = self.replication_key
+        if key and (value := record.get(key)).__class__ is rawjson.Raw:
+            record[key] = rawjson.value(value)
+        if self._convert is not None:
+            bad: set[str] = set()
+            self._convert.apply(record, bad)
+            if bad:
+                self._report("not a decimal; emitted as null", bad)
+        if not record.keys() <= self._known:  # compared in place (issuperset copies)
+            extra = {name: record.pop(name) for name in list(record) if name not in self._known}
+            record[EXTRA_FIELDS] = extra
+            self._report("kept under 'extra-fields'", extra)
+        if self._prune:
+            prune(record, self._prune)
+        return record
 
     def _report(self, what: str, names: t.Iterable[str]) -> None:
         new = sorted(set(names) - self._reported)
@@ -156,7 +163,7 @@ class CoupaStream(RESTStream[int]):
                 stream=self.name,
                 path=self.path,
                 scope=self.scope,
-                transform=self.shape,
+                transform=self.decode_ids,
                 raw=self.raw_json,
             )
         return IdScan(
@@ -192,6 +199,7 @@ class CoupaStream(RESTStream[int]):
         checkpoint_at = started + CHECKPOINT_SECONDS
         count = 0
         for record in scan:
+            self.shape(record)
             if key:
                 latest.observe(record.get(key))
             yield record
@@ -371,6 +379,8 @@ class CoupaStream(RESTStream[int]):
         if not isinstance(rows, list):
             return
         parent_id = parent.get("id")
+        if parent_id.__class__ is rawjson.Raw:
+            parent_id = rawjson.value(parent_id)
         emit = self.selected
         for row in rows:
             if not isinstance(row, dict):
@@ -378,7 +388,7 @@ class CoupaStream(RESTStream[int]):
             record = self._own(row)
             if self.parent_key:
                 record[self.parent_key] = parent_id
-            self.shape([record])
+            self.shape(record)
             if emit:
                 self._write_record_message(record)
                 self._emitted += 1
