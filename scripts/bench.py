@@ -229,6 +229,10 @@ def floor_us_per_record(bodies: list[bytes]) -> float:
     return best
 
 
+def _mean(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else (before + after) / 2
+
+
 def token(sandbox: SandboxProcess) -> str:
     data = b"grant_type=client_credentials&client_id=sandbox-client&client_secret=sandbox-secret"
     with urllib.request.urlopen(f"{sandbox.url}/oauth2/token", data=data, timeout=30) as response:
@@ -266,8 +270,8 @@ def main() -> None:
             )
             try:
                 # CPU per record on this 2-core machine varies ±20% run to run, and so does
-                # the floor. The fast profile runs three times, each right after its own
-                # floor measurement; the median ratio is shown, every pair is printed.
+                # the floor. The fast profile runs three times, each with its own floor;
+                # the median ratio is shown, every pair is printed.
                 repeats = FAST_REPEATS if "fast" in label else 1
                 # The fixed cost (imports, catalog, token): the same run with nothing to sync.
                 startup = min(
@@ -277,12 +281,15 @@ def main() -> None:
                     for _ in range(repeats)
                 )
                 bodies = fetch_pages(sandbox, token(sandbox), 40) if "fast" in label else []
+                # The machine's speed drifts over seconds: each run is paired with the mean
+                # of the floors measured just before and just after it.
+                floors = [floor_us_per_record(bodies) if bodies else None]
+                results = []
+                for _ in range(repeats):
+                    results.append(run_tap(label, sandbox, workdir, **settings))
+                    floors.append(floor_us_per_record(bodies) if bodies else None)
                 pairs = [
-                    (
-                        floor_us_per_record(bodies) if bodies else None,
-                        run_tap(label, sandbox, workdir, **settings),
-                    )
-                    for _ in range(repeats)
+                    (_mean(floors[i], floors[i + 1]), result) for i, result in enumerate(results)
                 ]
                 ranked = sorted(
                     pairs, key=lambda pair: pair[1].cpu_us_per_record(startup) / (pair[0] or 1)

@@ -51,7 +51,10 @@ class _Window:
     It starts at one page, so a small or empty collection costs one request, and grows
     by one per full page (doubling every round trip). Once the collection looks long
     (a probe finds a record ``PROBE_PAGES`` pages in) it opens fully; waiting for
-    growth alone would spend seconds at a fraction of the rate limit.
+    growth alone would spend seconds at a fraction of the rate limit. When downloads
+    outpace emitting (a fast instance, no rate limit), it shrinks one page at a time
+    down to ``READY_AHEAD``: more requests in flight would only hold memory and
+    compete with the emitting thread for the interpreter.
     """
 
     def __init__(self, maximum: int, start_probe: Callable[[], Future[Page]]) -> None:
@@ -71,6 +74,10 @@ class _Window:
         """A full page arrived: there is more, perhaps much more."""
         self._size = min(self.maximum, self._size + 1)
         self.probe()
+
+    def shrink(self) -> None:
+        """Pages wait to be emitted: fewer requests in flight will do."""
+        self._size = max(min(self.maximum, READY_AHEAD), self._size - 1)
 
     def size(self) -> int:
         """The current window, opened fully once the probe found a record."""
@@ -163,21 +170,19 @@ class PageSource:
         return page
 
 
-#: Downloaded pages waiting, in order, for the emitting thread: more would only compete
-#: with it for the interpreter.
+#: Downloaded pages waiting for the emitting thread that show downloads outpace it.
 READY_AHEAD = 4
 
 
-def _consumer_behind(pending: dict[int, tuple[Params, Future[Page]]], index: int) -> bool:
-    """Whether the next ``READY_AHEAD`` pages in order are already downloaded.
-
-    Then emitting, not the network, is the bottleneck, and more downloads in flight
-    would just slow the emitting thread down.
-    """
-    return all(
-        (entry := pending.get(index + ahead)) is not None and entry[1].done()
-        for ahead in range(READY_AHEAD)
-    )
+def _consumer_behind(pending: dict[int, tuple[Params, Future[Page]]]) -> bool:
+    """Whether ``READY_AHEAD`` launched pages are downloaded and waiting."""
+    ready = 0
+    for _, future in pending.values():
+        if future.done():
+            ready += 1
+            if ready >= READY_AHEAD:
+                return True
+    return False
 
 
 class IdScan:
@@ -251,7 +256,6 @@ class IdScan:
                 while (
                     launched - index < window.size()
                     and (launched <= self._end_hint or launched == index)
-                    and not _consumer_behind(pending, index)
                 ):
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=self.base_id, below=None)
@@ -273,7 +277,10 @@ class IdScan:
                     return
                 previous_last = records[-1]["id"]
                 index += 1
-                window.grow()
+                if _consumer_behind(pending):
+                    window.shrink()
+                else:
+                    window.grow()
         finally:
             window.cancel()
             for _, future in pending.values():
