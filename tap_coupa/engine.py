@@ -253,9 +253,8 @@ class IdScan:
         previous_last: int | None = None
         try:
             while True:
-                while (
-                    launched - index < window.size()
-                    and (launched <= self._end_hint or launched == index)
+                while launched - index < window.size() and (
+                    launched <= self._end_hint or launched == index
                 ):
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=self.base_id, below=None)
