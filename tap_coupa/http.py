@@ -1,7 +1,7 @@
 """The one HTTP transport every stream shares: httpx keep-alive, pacing, retries.
 
-A single ``httpx.Client`` keeps connections to the instance alive across streams and
-worker threads; every request first takes a token from the shared rate limiter, so
+Each worker thread keeps its own ``httpx.Client`` connection to the instance alive
+across streams; every request first takes a token from the shared rate limiter, so
 concurrency never turns into a 429 storm. Transient failures (429, 5xx, resets,
 timeouts, truncated or non-JSON bodies) are retried with ``backoff``; anything else
 fails fast with one line naming the stream, status, path and a body snippet.
