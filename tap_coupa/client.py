@@ -82,6 +82,8 @@ class CoupaStream(RESTStream[int]):
         self._convert = self._decimals
         self._known = frozenset(self.schema["properties"])
         self._reported: set[str] = set()
+        #: Values ``shape`` found not to be decimals, reported after each record.
+        self._bad: set[str] = set()
         self._schema_sent = False
         self._children: list[CoupaStream] = []
         self._source: PageSource | None = None
@@ -127,10 +129,11 @@ class CoupaStream(RESTStream[int]):
         if key and (value := record.get(key)).__class__ is rawjson.Raw:
             record[key] = rawjson.value(value)
         if self._convert is not None:
-            bad: set[str] = set()
+            bad = self._bad
             self._convert.apply(record, bad)
             if bad:
                 self._report("not a decimal; emitted as null", bad)
+                bad.clear()
         if not record.keys() <= self._known:  # compared in place (issuperset copies)
             extra = {name: record.pop(name) for name in list(record) if name not in self._known}
             record[EXTRA_FIELDS] = extra

@@ -82,7 +82,7 @@ def test_records_after_the_last_state_are_written_at_exit(
     assert [m["type"] for m in out.lines()] == ["STATE", "RECORD"]
 
 
-def test_a_shorter_batch_after_a_longer_one_writes_only_itself(
+def test_a_written_batch_is_not_written_again(
     monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
 ) -> None:
     sink, out = writer_on_fake_stdout(monkeypatch)
