@@ -6,7 +6,7 @@ MELTANO_VENV ?= .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck pytest bench schemas clean
+.PHONY: install demo test test-fast lint typecheck pytest bench schemas clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ pytest: install $(MELTANO)
 	MELTANO_BIN=$(abspath $(MELTANO)) $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The unit and sandbox tiers (see tests/conftest.py): no targets, Meltano or PostgreSQL.
+test-fast: install
+	$(BIN)/pytest -m "unit or sandbox" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python scripts/bench.py

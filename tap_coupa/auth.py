@@ -12,6 +12,7 @@ import typing as t
 import httpx
 from singer_sdk.authenticators import APIKeyAuthenticator, OAuthAuthenticator
 from singer_sdk.helpers._util import utc_now
+from typing_extensions import override
 
 from tap_coupa.errors import CoupaAuthError, snippet
 
@@ -58,6 +59,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         self._lock = threading.Lock()
 
     @property
+    @override
     def oauth_request_body(self) -> dict[str, t.Any]:
         """Form fields of Coupa's token request."""
         body = {
@@ -69,6 +71,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
             body["scope"] = self.oauth_scopes
         return body
 
+    @override
     def is_token_valid(self) -> bool:
         """Treat a token as expired a margin before Coupa does."""
         if self.access_token is None or self.last_refreshed is None:
@@ -78,6 +81,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         age = (utc_now() - self.last_refreshed).total_seconds()
         return age < self.expires_in - min(EXPIRY_MARGIN_S, self.expires_in / 10)
 
+    @override
     def update_access_token(self) -> None:
         """Mint a token over httpx; errors name the status, never the secret."""
         requested_at = utc_now()

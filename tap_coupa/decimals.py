@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from tap_coupa import rawjson
-from tap_coupa.rawjson import Raw
-from tap_coupa.records import Record
+from tap_coupa.rawjson import Raw, Record
 
 Schema = dict[str, t.Any]
 SINGER_DECIMAL = "x-singer.decimal"

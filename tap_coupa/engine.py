@@ -33,7 +33,7 @@ import msgspec
 
 from tap_coupa.http import Page, Params, RequestStats, logger, parse_records
 from tap_coupa.pagination import CoupaOffsetPaginator
-from tap_coupa.records import Record
+from tap_coupa.rawjson import Record
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -191,25 +191,23 @@ class IdScan:
     def __init__(
         self,
         source: PageSource,
+        paginator: CoupaOffsetPaginator,
         *,
         params: Params,
-        page_size: int,
         max_in_flight: int,
         after_id: int | None = None,
         since: str | None = None,
-        resumed_started_at: str | None = None,
         on_page: Callable[[Page], None] | None = None,
     ) -> None:
         self.source = source
+        self.paginator = paginator
+        self.page_size = paginator.page_size
         self.since = since
-        self.resumed_started_at = resumed_started_at
         self.params = list(params)
-        self.page_size = page_size
         self.max_in_flight = max(1, max_in_flight)
         self.base_id = after_id
         self.last_id = after_id
         self.on_page = on_page
-        self.paginator = CoupaOffsetPaginator(page_size)
         self._end_hint = sys.maxsize
 
     def prefetch(self) -> None:
@@ -271,7 +269,7 @@ class IdScan:
                     if not records:
                         return
                 yield from self._emit(page)
-                self.paginator.advance(records)  # type: ignore[arg-type]  # a page, not a requests.Response
+                self.paginator.advance(page)
                 if self.paginator.finished:
                     return
                 previous_last = records[-1]["id"]

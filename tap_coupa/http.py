@@ -23,7 +23,7 @@ import msgspec
 
 from tap_coupa import rawjson
 from tap_coupa.errors import CoupaAPIError, CoupaError, CoupaRetriableError, snippet
-from tap_coupa.records import Record
+from tap_coupa.rawjson import Record
 
 if t.TYPE_CHECKING:
     from tap_coupa.auth import CoupaAuthenticator
@@ -96,6 +96,10 @@ class Page:
     #: Not requested after all: the scan no longer needed it (see ``IdScan``).
     skipped: bool = False
 
+    def json(self) -> list[Record]:
+        """The decoded records (what the paginator reads, as of an SDK response)."""
+        return self.records
+
 
 def parse_records(body: bytes, *, stream: str, path: str, raw: bool = False) -> list[Record]:
     """Decode Coupa's bare JSON array; raises ``msgspec.DecodeError`` on broken JSON.
@@ -144,13 +148,13 @@ class CoupaHTTP:
         api_base: str,
         authenticator: CoupaAuthenticator,
         limiter: RateLimiter,
-        new_client: t.Callable[[], httpx.Client],
+        connect: t.Callable[[], httpx.Client],
         max_retries: int,
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self.auth = authenticator
         self.limiter = limiter
-        self._new_client = new_client
+        self._connect = connect
         self._local = threading.local()
         self.stats = RequestStats()
         self._fetch = backoff.on_exception(
@@ -164,11 +168,11 @@ class CoupaHTTP:
         )(self._fetch_once)
 
     @property
-    def client(self) -> httpx.Client:
+    def connection(self) -> httpx.Client:
         """The calling thread's client (one connection, reused)."""
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = self._new_client()
+            client = self._local.client = self._connect()
         return client
 
     def get(
@@ -225,7 +229,7 @@ class CoupaHTTP:
             return Page([], None, skipped=True)
         self._count(call, requests=1)
         try:
-            with self.client.stream("GET", url, params=list(call.params), headers=headers) as r:
+            with self.connection.stream("GET", url, params=list(call.params), headers=headers) as r:
                 response, body = r, _read(r)
         except httpx.TimeoutException as exc:
             msg = f"timed out ({type(exc).__name__})"

@@ -12,8 +12,20 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk.pagination import OffsetPaginator
+from typing_extensions import override
 
 MAX_PAGE_SIZE = 50
+
+
+class RecordsPage(t.Protocol):
+    """What the paginator reads of a page: its records, as ``json()``.
+
+    The SDK hands paginators a ``requests.Response``; the engine hands them its own
+    decoded ``Page``. Both answer ``json()`` with the page's records.
+    """
+
+    def json(self) -> t.Any:
+        """The page's records."""
 
 
 class CoupaOffsetPaginator(OffsetPaginator):
@@ -26,13 +38,28 @@ class CoupaOffsetPaginator(OffsetPaginator):
         super().__init__(start_value=0, page_size=page_size)
         self.step = max(1, page_size - overlap)
 
-    def get_next(self, response: t.Any) -> int:
+    @override
+    def get_next(self, response: RecordsPage) -> int:
         """The offset of the page after the current one."""
         return self.current_value + self.step
 
-    def has_more(self, response: t.Any) -> bool:
-        """A full page may have successors; a short one ends the scan (no extra request)."""
-        return len(response) >= self.page_size
+    @override
+    def has_more(self, response: RecordsPage) -> bool:
+        """A full page may have successors; a short one ends the scan."""
+        return len(response.json()) >= self.page_size
+
+    @override
+    def advance(self, response: RecordsPage) -> None:
+        """Move past one page: the SDK's rule, for any page that has records.
+
+        Offsets only grow, so the SDK's loop check (the same token twice) cannot
+        fire; the page count and end flag are kept as the SDK keeps them.
+        """
+        self._page_count += 1
+        if self.has_more(response):
+            self._value = self.get_next(response)
+        else:
+            self._finished = True
 
     def offset(self, index: int) -> int:
         """The offset of page ``index``, so pages can be requested before earlier ones land."""

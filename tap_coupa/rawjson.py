@@ -19,7 +19,8 @@ from decimal import Decimal
 import msgspec
 
 Raw = msgspec.Raw
-Object = dict[str, t.Any]
+#: A record as the tap handles it: values raw (``Raw``) or decoded.
+Record = dict[str, t.Any]
 
 _page = msgspec.json.Decoder(list[dict[str, Raw]])
 _object = msgspec.json.Decoder(dict[str, Raw] | None)
@@ -47,6 +48,14 @@ def decode(body: bytes, *, raw: bool) -> t.Any:
 def value(raw: Raw) -> t.Any:
     """One raw value, fully decoded."""
     return _full.decode(raw)
+
+
+def decode_ids(records: list[Record]) -> list[Record]:
+    """Decode each record's id, which the scan compares (once per page)."""
+    for record in records:
+        if (raw := record.get("id")).__class__ is Raw:
+            record["id"] = _full.decode(raw)
+    return records
 
 
 def elements(text: bytes) -> list[Raw] | None:

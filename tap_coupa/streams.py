@@ -13,8 +13,13 @@ import typing as t
 from functools import cache
 from importlib import resources
 
-from tap_coupa.client import EXTRA_FIELDS, CoupaStream
+from tap_coupa.children import ChildStream
+from tap_coupa.collection import CollectionStream
 from tap_coupa.decimals import decimals_as_strings
+from tap_coupa.shape import EXTRA_FIELDS
+
+if t.TYPE_CHECKING:
+    from tap_coupa.client import CoupaStream
 
 SCHEMAS = resources.files("tap_coupa") / "schemas"
 
@@ -65,7 +70,7 @@ def _class_name(name: str) -> str:
 
 @cache
 def stream_types() -> dict[str, type[CoupaStream]]:
-    """One ``CoupaStream`` subclass per registry entry, children linked to parents."""
+    """One stream class per registry entry: collections, and children linked to parents."""
     classes: dict[str, type[CoupaStream]] = {}
     for name, spec in registry().items():
         attributes: dict[str, t.Any] = {
@@ -74,12 +79,14 @@ def stream_types() -> dict[str, type[CoupaStream]]:
             "scope": spec["scope"],
             "primary_keys": tuple(spec["primary_keys"]),
             "replication_key": spec["replication_key"],
-            "array_field": spec["array_field"],
-            "parent_key": spec["parent_key"],
             "__doc__": f"Coupa ``/api/{spec['path']}`` ({spec['definition']}).",
         }
+        base: type[CoupaStream] = CollectionStream
         if spec["parent"]:
+            base = ChildStream
             attributes["parent_stream_type"] = classes[spec["parent"]]
             attributes["state_partitioning_keys"] = ()
-        classes[name] = type(_class_name(name), (CoupaStream,), attributes)
+            attributes["array_field"] = spec["array_field"]
+            attributes["parent_key"] = spec["parent_key"]
+        classes[name] = type(_class_name(name), (base,), attributes)
     return classes

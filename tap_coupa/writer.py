@@ -9,6 +9,7 @@ import typing as t
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib import SingerMessageType
+from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
@@ -50,6 +51,7 @@ class BatchingWriter(MsgSpecWriter):
         _widen_pipe(sys.stdout)
         atexit.register(self._flush_at_exit)
 
+    @override
     def write_message(self, message: Message) -> None:
         """Encode the message's JSON line; write out unless it is a RECORD in a batch.
 

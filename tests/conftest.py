@@ -1,27 +1,36 @@
-"""Shared fixtures: sandboxes on loopback and a tap runner that parses Singer output."""
+"""Shared fixtures (sandboxes on loopback, a tap runner) and the test tiers.
+
+Every test belongs to exactly one tier, set with a marker (usually ``pytestmark``):
+
+* ``unit``: no sockets; runs in-process or as a subprocess with no server.
+* ``sandbox``: loopback servers the test starts (the sandbox, a scripted server).
+* ``external``: real Singer targets, Meltano, PostgreSQL, packaging.
+
+``make test-fast`` runs the first two; ``make test`` runs all three.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-import typing as t
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
+from tests.helpers import TapRunner
 
-CLIENT_ID = "sandbox-client"
-CLIENT_SECRET = "sandbox-secret"
+TIERS = ("unit", "sandbox", "external")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a test without exactly one tier: ``make test-fast`` would skip it silently."""
+    wrong = [
+        item.nodeid
+        for item in items
+        if sum(1 for tier in TIERS if item.get_closest_marker(tier)) != 1
+    ]
+    if wrong:
+        raise pytest.UsageError(f"tests need exactly one tier marker {TIERS}: {wrong[:5]}")
 
 
 @pytest.fixture(scope="session")
@@ -36,159 +45,6 @@ def fresh_sandbox() -> Iterator[Sandbox]:
     """A sandbox of the test's own, for tests that mutate data or switch faults on."""
     with Sandbox(SandboxConfig(seed=11)) as sb:
         yield sb
-
-
-def tap_config(sb: Sandbox, **overrides: t.Any) -> dict[str, t.Any]:
-    return {
-        "base_url": sb.url,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        **overrides,
-    }
-
-
-@dataclass
-class Output:
-    """What one tap run printed, parsed."""
-
-    records: dict[str, list[dict[str, t.Any]]] = field(default_factory=lambda: defaultdict(list))
-    schemas: dict[str, dict[str, t.Any]] = field(default_factory=dict)
-    states: list[dict[str, t.Any]] = field(default_factory=list)
-    stderr: str = ""
-    stdout: str = ""
-    returncode: int = 0
-
-    @property
-    def state(self) -> dict[str, t.Any]:
-        return self.states[-1] if self.states else {}
-
-    def ids(self, stream: str) -> set[int]:
-        return {r["id"] for r in self.records.get(stream, [])}
-
-
-def parse_output(stdout: str, stderr: str = "", returncode: int = 0) -> Output:
-    out = Output(stderr=stderr, stdout=stdout, returncode=returncode)
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
-        message = json.loads(line, parse_float=Decimal)  # as a target reads decimals
-        kind = message["type"]
-        if kind == "RECORD":
-            out.records[message["stream"]].append(message["record"])
-        elif kind == "SCHEMA":
-            out.schemas[message["stream"]] = message
-        elif kind == "STATE":
-            out.states.append(message["value"])
-    return out
-
-
-def catalog_for(tmp_path: Path, config_path: Path, streams: t.Collection[str]) -> Path:
-    """A catalog from --discover with only ``streams`` selected."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tap_coupa", "--config", str(config_path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    catalog = json.loads(done.stdout)
-    for entry in catalog["streams"]:
-        selected = entry["tap_stream_id"] in streams
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = selected
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps(catalog))
-    return path
-
-
-class TapRunner:
-    """Runs ``tap-coupa`` as a subprocess, as Meltano would."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self._catalogs: dict[tuple[str, ...], Path] = {}
-
-    def files(
-        self, config: dict[str, t.Any], streams: t.Collection[str], state: dict[str, t.Any] | None
-    ) -> list[str]:
-        config_path = self.tmp_path / "config.json"
-        config_path.write_text(json.dumps(config))
-        key = tuple(sorted(streams))
-        if key not in self._catalogs:
-            self._catalogs[key] = catalog_for(self.tmp_path, config_path, streams)
-        args = ["--config", str(config_path), "--catalog", str(self._catalogs[key])]
-        if state is not None:
-            state_path = self.tmp_path / "state.json"
-            state_path.write_text(json.dumps(state))
-            args += ["--state", str(state_path)]
-        return args
-
-    def run(
-        self,
-        config: dict[str, t.Any],
-        streams: t.Collection[str],
-        state: dict[str, t.Any] | None = None,
-        *,
-        check: bool = True,
-        env: dict[str, str] | None = None,
-    ) -> Output:
-        done = subprocess.run(
-            [sys.executable, "-m", "tap_coupa", *self.files(config, streams, state)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, **(env or {})},
-            timeout=600,
-        )
-        out = parse_output(done.stdout, done.stderr, done.returncode)
-        if check and done.returncode != 0:
-            pytest.fail(f"tap-coupa exited {done.returncode}:\n{done.stderr[-4000:]}")
-        return out
-
-    def run_and_kill(
-        self,
-        config: dict[str, t.Any],
-        streams: t.Collection[str],
-        state: dict[str, t.Any] | None,
-        *,
-        after_s: float,
-        sig: int = signal.SIGKILL,
-    ) -> Output:
-        """Start a sync and kill it ``after_s`` seconds in; return what it printed."""
-        out_path = self.tmp_path / "killed.out"
-        with out_path.open("w") as stdout:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tap_coupa", *self.files(config, streams, state)],
-                stdout=stdout,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(after_s)
-            process.send_signal(sig)
-            returncode = process.wait(timeout=60)
-        text = out_path.read_text()
-        # A kill can cut the last line short; a target would drop it too.
-        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-        return parse_output(complete, returncode=returncode)
-
-    def pipe(self, config: dict[str, t.Any], streams: t.Collection[str], target: list[str]) -> None:
-        """Pipe a sync into a Singer target command, as ``meltano run`` would."""
-        with subprocess.Popen(
-            [sys.executable, "-m", "tap_coupa", *self.files(config, streams, None)],
-            stdout=subprocess.PIPE,
-        ) as tap_process:
-            loaded = subprocess.run(
-                target, stdin=tap_process.stdout, capture_output=True, check=False
-            )
-        assert loaded.returncode == 0, loaded.stderr.decode()[-3000:]
-        assert tap_process.returncode == 0
-
-
-def installed(command: str) -> str:
-    """A console script of the test environment (the dev extra installs the targets)."""
-    found = shutil.which(command, path=str(Path(sys.executable).parent))
-    if not found:
-        pytest.fail(f"{command} is not installed in the test environment (pip install -e .[dev])")
-    return found
 
 
 @pytest.fixture

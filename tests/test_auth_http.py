@@ -14,6 +14,8 @@ from tap_coupa.http import CoupaHTTP, RequestStats
 from tap_coupa.ratelimit import RateLimiter
 from tests.scripted import Reply, ScriptedServer
 
+pytestmark = pytest.mark.sandbox
+
 SECRET = "s3cr3t-value-xyz"
 TOKEN = {"access_token": "tok-1", "token_type": "bearer", "expires_in": 86399}
 
@@ -39,7 +41,7 @@ def make_http(server: ScriptedServer, *, max_retries: int = 3) -> CoupaHTTP:
         api_base=f"{server.url}/api",
         authenticator=auth,
         limiter=RateLimiter(1000, 100),
-        new_client=lambda: httpx.Client(timeout=5),
+        connect=lambda: httpx.Client(timeout=5),
         max_retries=max_retries,
     )
 

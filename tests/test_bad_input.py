@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, catalog_for, parse_output
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, catalog_for, parse_output
+
+pytestmark = pytest.mark.sandbox
 
 GOOD = {"base_url": "https://acme.example", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 

@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
-from tests.conftest import TapRunner, tap_config
+from tests.helpers import TapRunner, tap_config
+
+pytestmark = pytest.mark.sandbox
 
 STREAMS = ["invoices", "suppliers", "users"]
 

@@ -13,7 +13,9 @@ import duckdb
 import pytest
 
 from coupa_sandbox import Sandbox
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, TapRunner, installed, tap_config
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, TapRunner, installed, tap_config
+
+pytestmark = pytest.mark.external
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMS = ["invoices", "invoice_lines", "suppliers", "currencies"]

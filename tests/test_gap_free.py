@@ -13,7 +13,9 @@ import signal
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
-from tests.conftest import Output, TapRunner, tap_config
+from tests.helpers import Output, TapRunner, tap_config
+
+pytestmark = pytest.mark.sandbox
 
 STREAM = "invoices"
 

@@ -9,6 +9,8 @@ import pytest
 from tap_coupa import ratelimit
 from tap_coupa.ratelimit import RateLimiter
 
+pytestmark = pytest.mark.unit
+
 
 class FakeClock:
     def __init__(self) -> None:

@@ -11,14 +11,12 @@ import msgspec
 import pytest
 from singer_sdk.contrib.msgspec import encoder
 
-from coupa_sandbox import Sandbox
 from tap_coupa import rawjson
 from tap_coupa.decimals import DecimalPlan, decimals_as_strings
-from tap_coupa.records import prune
-from tap_coupa.streams import load_schema, registry
-from tests.conftest import CLIENT_ID, CLIENT_SECRET, TapRunner, tap_config
-from tests.scripted import Reply, ScriptedServer
-from tests.test_records_pagination import SCHEMA
+from tap_coupa.shape import prune
+from tests.helpers import SCHEMA
+
+pytestmark = pytest.mark.unit
 
 #: Decimals as Coupa and look-alikes send them, valid or not.
 VALUES: list[t.Any] = [
@@ -136,53 +134,3 @@ def test_materialize_leaves_nothing_raw_or_shared() -> None:
     assert copied == {"a": {"b": [Decimal("1.5")]}, "c": [{"d": "x"}]}
     copied["c"][0]["d"] = "changed"
     assert row["c"][0]["d"] == rawjson.Raw(b'"x"')
-
-
-@pytest.mark.parametrize("decimal_format", ["number", "string"])
-def test_every_stream_emits_the_same_records_fully_decoded(
-    sandbox: Sandbox, tap: TapRunner, decimal_format: str
-) -> None:
-    """Raw JSON (the default) against full decoding, which identity stream maps force."""
-    streams = sorted(registry())
-    plain = tap_config(sandbox, decimal_format=decimal_format)
-    mapped = tap_config(
-        sandbox, decimal_format=decimal_format, stream_maps={name: {} for name in streams}
-    )
-    fast = tap.run(plain, streams)
-    decoded = tap.run(mapped, streams)
-    assert fast.records.keys() == decoded.records.keys() == set(streams), "the sandbox fills all"
-    assert sum(len(rows) for rows in fast.records.values()) > 5000
-    for name in streams:
-        assert fast.records[name] == decoded.records[name], name
-
-
-def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
-    tap: TapRunner,
-) -> None:
-    """Through the whole tap: records with every decimal valid take the batched path,
-    a record with one bad value the per-value one."""
-    plan = DecimalPlan.compile(load_schema("invoices"))
-    assert plan is not None
-    every = {name: f"{index}.25" for index, name in enumerate(plan.numbers)}
-    updated = "2025-03-10T08:00:00-07:00"
-    invoices = [
-        {"id": 1, "updated-at": updated, **every, "amount-due": "N/A"},
-        {"id": 2, "updated-at": updated, **every, "gross-total": "N/A"},
-        {"id": 3, "updated-at": updated, **every, "tax-rate": "-0.00"},
-    ]
-    with ScriptedServer() as server:
-        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
-        server.script("/api/invoices", Reply(body=invoices))
-        config = {"base_url": server.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-        out = tap.run(config, ["invoices"])
-    expected = {name: Decimal(value) for name, value in every.items()}
-    got = {r["id"]: {name: r[name] for name in plan.numbers} for r in out.records["invoices"]}
-    assert got == {
-        1: {**expected, "amount-due": None},
-        2: {**expected, "gross-total": None},
-        3: {**expected, "tax-rate": Decimal("-0.00")},
-    }
-    warnings = [line for line in out.stderr.splitlines() if "not a decimal" in line]
-    assert len(warnings) == 2, warnings
-    assert "amount-due='N/A'" in warnings[0]
-    assert "gross-total='N/A'" in warnings[1]

@@ -11,30 +11,12 @@ import pendulum
 import pytest
 
 from tap_coupa.decimals import DecimalPlan, decimals_as_strings, with_sizes
-from tap_coupa.http import parse_records
+from tap_coupa.http import Page, parse_records
+from tap_coupa.instants import InstantMax
 from tap_coupa.pagination import CoupaOffsetPaginator
-from tap_coupa.records import InstantMax
+from tests.helpers import SCHEMA
 
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "id": {"type": ["integer", "null"]},
-        "total": {"type": ["number", "null"]},
-        "name": {"type": ["string", "null"]},
-        "currency": {
-            "type": ["object", "null"],
-            "properties": {"rate": {"type": ["number", "null"]}},
-        },
-        "lines": {
-            "type": ["array", "null"],
-            "items": {
-                "type": ["object", "null"],
-                "properties": {"price": {"type": ["number", "null"]}},
-            },
-        },
-        "open": {"type": ["object", "null"]},
-    },
-}
+pytestmark = pytest.mark.unit
 
 
 def test_decimal_plan_converts_exactly_and_only_numbers() -> None:
@@ -163,11 +145,12 @@ def test_instant_max_empty() -> None:
 def test_paginator_overlaps_pages_by_one_record() -> None:
     paginator = CoupaOffsetPaginator(50)
     assert [paginator.offset(i) for i in range(4)] == [0, 49, 98, 147]
-    paginator.advance([{}] * 50)
+    paginator.advance(Page([{}] * 50, None))
     assert not paginator.finished
     assert paginator.current_value == 49
-    paginator.advance([{}] * 12)
+    paginator.advance(Page([{}] * 12, None))
     assert paginator.finished, "a short page is the last one: no extra empty request"
+    assert paginator.count == 2
 
 
 @pytest.mark.parametrize("size", [0, 51, 500])

@@ -20,6 +20,8 @@ from coupa_sandbox import NEWER_RELEASE_FIELD, Sandbox, SandboxConfig
 from coupa_sandbox.__main__ import build_parser, config_from_args
 from coupa_sandbox.schema import Node
 
+pytestmark = pytest.mark.sandbox
+
 LA = ZoneInfo("America/Los_Angeles")
 JSON = {"Accept": "application/json"}
 RECORDS = {"invoices": 60, "suppliers": 60, "users": 40, "currencies": 10}

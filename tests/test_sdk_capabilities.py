@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
+
 from coupa_sandbox import Sandbox
-from tests.conftest import TapRunner, tap_config
+from tests.helpers import TapRunner, tap_config
+
+pytestmark = pytest.mark.sandbox
 
 
 def test_stream_maps(sandbox: Sandbox, tap: TapRunner) -> None:

@@ -8,7 +8,9 @@ import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
 from coupa_sandbox.auth import TokenStore
-from tests.conftest import TapRunner
+from tests.helpers import TapRunner
+
+pytestmark = pytest.mark.sandbox
 
 SECRET = "Zx9-client-secret-7Qp"
 API_KEY = "legacy-key-4Rt8-very-secret"

@@ -23,7 +23,9 @@ import pytest
 from coupa_sandbox import Sandbox
 from tap_coupa.decimals import is_decimal
 from tap_coupa.streams import load_schema, registry
-from tests.conftest import TapRunner, installed, tap_config
+from tests.helpers import TapRunner, installed, tap_config
+
+pytestmark = pytest.mark.external
 
 DOUBLE_DIGITS = 15  # significant digits a double always round-trips
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import atexit
 
+import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa.tap import TapCoupa
-from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.helpers import CLIENT_ID, CLIENT_SECRET
+
+pytestmark = pytest.mark.sandbox
 
 # The factory needs the config when the class is built, so this sandbox starts at import.
 _sandbox = Sandbox(SandboxConfig(seed=13))

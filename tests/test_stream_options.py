@@ -7,8 +7,12 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
+
 from coupa_sandbox import NEWER_RELEASE_FIELD, Sandbox
-from tests.conftest import TapRunner, tap_config
+from tests.helpers import TapRunner, tap_config
+
+pytestmark = pytest.mark.sandbox
 
 
 def test_filters_and_fields_projection(sandbox: Sandbox, tap: TapRunner) -> None:

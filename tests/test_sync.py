@@ -5,9 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pendulum
+import pytest
 
 from coupa_sandbox import Sandbox
-from tests.conftest import TapRunner, tap_config
+from tests.helpers import TapRunner, tap_config
+
+pytestmark = pytest.mark.sandbox
 
 
 def instant(value: str) -> pendulum.DateTime:

@@ -12,6 +12,8 @@ from singer_sdk import singerlib as singer
 
 from tap_coupa import writer
 
+pytestmark = pytest.mark.unit
+
 
 class FakeStdout(io.TextIOWrapper):
     """A text stdout whose bytes we can read."""

@@ -1,0 +1,107 @@
+"""Child streams: the rows of a parent record's nested array, emitted with no request.
+
+Coupa nests lines inside their document (``invoice-lines`` in an invoice, allocations
+in each line). A child stream takes them from the parent record as it is emitted, adds
+the parent's id, and shapes them with its own, usually richer, schema. Its parent
+shapes first: a child converts only the decimals its parent's plan did not.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from typing_extensions import override
+
+from tap_coupa import rawjson
+from tap_coupa.client import CoupaStream
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_coupa.rawjson import Record
+    from tap_coupa.shape import RecordShaper
+
+
+class ChildStream(CoupaStream):
+    """Rows of ``parent[array_field]``, each carrying the parent's id as ``parent_key``."""
+
+    #: The parent's array property this stream's rows come from.
+    array_field: str = ""
+    #: The property carrying the parent record's id.
+    parent_key: str | None = None
+
+    _schema_sent = False
+    _emitted = 0
+    #: The nested properties the shaper changes in place (see ``_own``).
+    _changes: frozenset[str] = frozenset()
+
+    def prepare(self, parent: RecordShaper) -> None:
+        """Send SCHEMA once, before any record, and skip what the parent converts.
+
+        By the time a row reaches this stream, its parent has converted everything the
+        parent's plan names for that array.
+        """
+        if self.selected and not self._schema_sent:
+            self._write_schema_message()
+            self._schema_sent = True
+        self._emitted = 0
+        done = parent.decimals.arrays.get(self.array_field) if parent.decimals else None
+        self.shaper.skip_converted(done)
+        self.prepare_children()
+        self._changes = self.shaper.changes()
+
+    def log_counts(self, parent: str) -> None:
+        """Log this sync's rows, then those of this stream's own children."""
+        if self.selected:
+            self.logger.info(
+                "Stream %r: %d records (from %r, no extra requests).",
+                self.name,
+                self._emitted,
+                parent,
+            )
+        self.log_children()
+
+    def emit_from(self, parent: Mapping[str, t.Any]) -> None:
+        """Emit the rows of ``parent[array_field]``, each carrying the parent's id."""
+        rows = parent.get(self.array_field)
+        if rows.__class__ is rawjson.Raw:
+            rows = rawjson.open_array(rows)
+        if not isinstance(rows, list):
+            return
+        parent_id = parent.get("id")
+        if parent_id.__class__ is rawjson.Raw:
+            parent_id = rawjson.value(parent_id)
+        emit = self.selected
+        shape = self.shaper.shape
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            record = self._own(row)
+            if self.parent_key:
+                record[self.parent_key] = parent_id
+            shape(record)
+            if emit:
+                self._write_record_message(record)
+                self._emitted += 1
+            self._sync_children(record)
+
+    def _own(self, row: Record) -> Record:
+        """A copy of a parent's row that shaping may change: the parent is emitted after.
+
+        Raw values are opened into the copy; only objects the parent opened already,
+        and this stream changes too, are copied deeper. Without raw JSON, all of it is.
+        """
+        if not self.raw_json:
+            return t.cast("Record", rawjson.materialize(row))
+        record = dict(row)
+        for name in self._changes:
+            if (value := record.get(name)).__class__ is dict or value.__class__ is list:
+                record[name] = rawjson.materialize(value)
+        return record
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[Record]:
+        """Nothing of its own: rows arrive through ``emit_from`` as the parent syncs."""
+        return ()

@@ -1,0 +1,71 @@
+"""Typing custom fields from live records on ``--discover``.
+
+Custom fields are the instance's own: R39 declares ``custom-fields`` as an open
+object. With ``discover_custom_fields`` a discovery reads one page of each collection
+and declares the keys it finds, so targets get typed columns instead of one JSON blob.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from decimal import Decimal
+
+from tap_coupa.errors import CoupaError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from tap_coupa.client import CoupaStream
+    from tap_coupa.resources import SyncResources
+
+logger = logging.getLogger("tap-coupa")
+
+_JSON_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    Decimal: "number",
+    dict: "object",
+    list: "array",
+}
+
+
+def infer_properties(samples: Iterable[Mapping[str, t.Any]]) -> dict[str, t.Any]:
+    """JSON Schema properties for the keys seen in ``samples`` (nullable, types unioned)."""
+    seen: dict[str, set[str]] = {}
+    for sample in samples:
+        for key, value in sample.items():
+            kinds = seen.setdefault(key, set())
+            if value is not None:
+                kinds.add(
+                    _JSON_TYPES.get(type(value), "array" if isinstance(value, list) else "string")
+                )
+    return {
+        key: {"type": [*sorted(kinds or {"string"}), "null"]} for key, kinds in sorted(seen.items())
+    }
+
+
+def discover_custom_fields(streams: Sequence[CoupaStream], resources: SyncResources) -> None:
+    """Declare each top-level stream's custom fields from one page of its records."""
+    http = resources.http
+    limit = [("limit", str(resources.settings.page_size))]
+    futures = {
+        stream: resources.executor.submit(
+            http.get, stream.path, limit, stream=stream.name, scope=stream.scope, stats=http.stats
+        )
+        for stream in streams
+        if not stream.parent_stream_type
+    }
+    for stream, future in futures.items():
+        try:
+            records = future.result().records
+        except CoupaError as exc:
+            logger.warning("No custom fields discovered for %r: %s", stream.name, exc)
+            continue
+        found = infer_properties(
+            r["custom-fields"] for r in records if isinstance(r.get("custom-fields"), dict)
+        )
+        if found:
+            stream.schema["properties"]["custom-fields"]["properties"] = found
+            logger.info("Stream %r: custom fields %s.", stream.name, ", ".join(found))

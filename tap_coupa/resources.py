@@ -1,0 +1,134 @@
+"""What the streams of one sync share: transport, credentials, workers, scheduling.
+
+Streams receive this object, not the tap: it is everything they need and nothing
+more. Each piece is built on first use, so ``--discover`` and ``--about`` never open a
+connection or ask for credentials.
+"""
+
+from __future__ import annotations
+
+import gc
+import ssl
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+
+import httpx
+
+from tap_coupa import __version__
+from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
+from tap_coupa.errors import CoupaConfigError
+from tap_coupa.http import CoupaHTTP
+from tap_coupa.query import stream_params
+from tap_coupa.ratelimit import RateLimiter
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from tap_coupa.settings import Settings
+
+#: How many upcoming streams have their first page requested ahead of their turn.
+PREFETCH_STREAMS = 8
+
+
+class Prefetchable(t.Protocol):
+    """A stream whose first page can be requested before its turn."""
+
+    def prefetch(self) -> None:
+        """Request the first page now."""
+
+
+class SyncResources:
+    """The shared pieces of one sync, built lazily from the settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        scopes: Callable[[], Sequence[str]],
+        sync_order: Callable[[], Sequence[Prefetchable]],
+    ) -> None:
+        self.settings = settings
+        #: The read scopes the selected streams need (asked when a token is minted).
+        self._scopes = scopes
+        #: The selected top-level streams, in the order the SDK syncs them.
+        self._sync_order = sync_order
+        self._heap_frozen = False
+
+    @cached_property
+    def tls(self) -> ssl.SSLContext:
+        """TLS verification as httpx does it by default, set up once (loading CAs is slow)."""
+        return httpx.create_ssl_context()
+
+    def connect(self) -> httpx.Client:
+        """A keep-alive client with the tap's timeouts and headers, never redirected."""
+        timeout = self.settings.request_timeout
+        return httpx.Client(
+            verify=self.tls,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
+            headers={"User-Agent": self.settings.user_agent or f"tap-coupa/{__version__}"},
+            follow_redirects=False,
+        )
+
+    @cached_property
+    def authenticator(self) -> CoupaAuthenticator:
+        """OAuth2 client credentials, or the legacy API key when no client_id is set."""
+        settings = self.settings
+        if settings.client_id:
+            if not settings.client_secret:
+                msg = "client_id is set but client_secret is not; set client_secret."
+                raise CoupaConfigError(msg)
+            return CoupaOAuthAuthenticator(
+                token_url=settings.token_url or f"{settings.origin}/oauth2/token",
+                client_id=settings.client_id,
+                client_secret=settings.client_secret,
+                scopes=settings.scopes or self._scopes(),
+                client=self.connect(),
+                timeout=settings.request_timeout,
+            )
+        if settings.api_key:
+            return CoupaAPIKeyAuthenticator(api_key=settings.api_key)
+        msg = "No credentials: set client_id and client_secret (or the legacy api_key)."
+        raise CoupaConfigError(msg)
+
+    @cached_property
+    def http(self) -> CoupaHTTP:
+        """The transport every stream shares."""
+        settings = self.settings
+        return CoupaHTTP(
+            api_base=settings.api_base,
+            authenticator=self.authenticator,
+            limiter=RateLimiter(settings.max_requests_per_second, settings.rate_limit_burst),
+            connect=self.connect,
+            max_retries=settings.max_retries,
+        )
+
+    @cached_property
+    def executor(self) -> ThreadPoolExecutor:
+        """Worker threads that download pages."""
+        return ThreadPoolExecutor(self.settings.max_concurrency, thread_name_prefix="tap-coupa")
+
+    def params(self, stream: str, required: Sequence[str]) -> list[tuple[str, str]]:
+        """The stream's query parameters from ``stream_options``."""
+        return stream_params(self.settings.stream_options.get(stream) or {}, required)
+
+    def freeze_heap(self) -> None:
+        """Exempt the startup heap from garbage collection, once, before records flow.
+
+        Schemas and the catalog are hundreds of thousands of long-lived objects; every
+        full collection would rescan them while pages are decoded.
+        """
+        if self._heap_frozen:
+            return
+        self._heap_frozen = True
+        gc.collect()
+        gc.freeze()
+
+    def prefetch_after(self, current: Prefetchable) -> None:
+        """Request the first pages of the next few streams while ``current`` syncs."""
+        order = list(self._sync_order())
+        if current in order:
+            position = order.index(current) + 1
+            for stream in order[position : position + PREFETCH_STREAMS]:
+                stream.prefetch()

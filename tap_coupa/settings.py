@@ -1,0 +1,283 @@
+"""The tap's settings: their JSON Schema (defaults written once, here) and a typed view.
+
+``SETTINGS_SCHEMA`` is what ``--about`` and Meltano show; ``Settings`` is what the rest
+of the tap reads, checked once, each problem worded as one line with its fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import typing as t
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+
+from tap_coupa.errors import CoupaConfigError
+from tap_coupa.instants import parse_instant
+from tap_coupa.pagination import MAX_PAGE_SIZE
+
+if t.TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
+
+    import pendulum
+
+RETURN_OBJECTS = ("limited", "shallow")
+
+STREAM_OPTIONS = th.ObjectType(
+    th.Property(
+        "fields",
+        th.CustomType({"type": ["array", "object", "string"]}),
+        description=(
+            'Coupa "fields" projection, e.g. ["id","updated-at",{"supplier":["id","name"]}]. '
+            "Keep id and the replication key in it."
+        ),
+    ),
+    th.Property(
+        "filters",
+        th.ObjectType(additional_properties=th.StringType()),
+        description=(
+            'Extra Coupa filters, e.g. {"status": "approved", "supplier[name][contains]": "Acme"}.'
+        ),
+    ),
+    th.Property(
+        "return_object",
+        th.StringType(allowed_values=list(RETURN_OBJECTS)),
+        description="Coupa return_object: limited or shallow.",
+    ),
+)
+
+SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
+    th.Property(
+        "base_url",
+        th.StringType(),
+        required=True,
+        description="The Coupa instance, e.g. https://acme.coupahost.com (/api optional).",
+    ),
+    th.Property(
+        "token_url",
+        th.StringType(),
+        description="OAuth2 token endpoint. Default: <origin of base_url>/oauth2/token.",
+    ),
+    th.Property("client_id", th.StringType(), description="OAuth2 client id."),
+    th.Property("client_secret", th.StringType(), secret=True, description="OAuth2 client secret."),
+    th.Property(
+        "scopes",
+        th.CustomType({"type": ["array", "string"], "items": {"type": "string"}}),
+        description=(
+            "OAuth2 scopes: a list, or one string separated by spaces or commas. "
+            "Default: the read scopes the selected streams need."
+        ),
+    ),
+    th.Property(
+        "api_key",
+        th.StringType(),
+        secret=True,
+        description="Legacy X-COUPA-API-KEY; used only when client_id is not set.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType(),
+        description="Earliest updated-at to extract (ISO-8601). Default: everything.",
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+        default=MAX_PAGE_SIZE,
+        description="Records per request (Coupa's limit, 1-50).",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType(exclusive_minimum=0),
+        default=300,
+        description="Seconds before a request is abandoned and retried.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType(minimum=0),
+        default=8,
+        description="Retries of a failing request (429, 5xx, network, bad body).",
+    ),
+    th.Property(
+        "max_requests_per_second",
+        th.NumberType(exclusive_minimum=0),
+        # Just under Coupa's 25 requests/s: the instance's bucket never empties.
+        default=24.8,
+        description="Client-side rate limit, shared by all streams (Coupa allows 25).",
+    ),
+    th.Property(
+        "rate_limit_burst",
+        th.IntegerType(minimum=1),
+        # Well under Coupa's burst of 20, for the same reason.
+        default=10,
+        description="Requests that may go out at once before pacing starts.",
+    ),
+    th.Property(
+        "max_concurrency",
+        th.IntegerType(minimum=1, maximum=256),
+        # Rate x response time (about a second for full invoices), plus slack for slow
+        # responses that hold up the ones behind them.
+        default=48,
+        description="Requests in flight at once; 1 fetches sequentially.",
+    ),
+    th.Property(
+        "user_agent",
+        th.StringType(),
+        description="User-Agent header. Default: tap-coupa/<version>.",
+    ),
+    th.Property(
+        "allow_http",
+        th.BooleanType(),
+        default=False,
+        description="Allow a plain http:// base_url that is not on loopback.",
+    ),
+    th.Property(
+        "decimal_format",
+        th.StringType(allowed_values=["number", "string"]),
+        default="number",
+        description=(
+            "How decimals are emitted. number: JSON numbers with every digit (SDK SQL "
+            "targets load NUMERIC). string: exact text declared as x-singer.decimal "
+            "with R39's precision and scale (SDK SQL targets create DECIMAL(p, s); "
+            "for targets that would load numbers as floats)."
+        ),
+    ),
+    th.Property(
+        "discover_custom_fields",
+        th.BooleanType(),
+        default=False,
+        description=(
+            "On --discover, type each stream's custom fields from a page of live "
+            "records (one request per stream). Off: discovery is offline."
+        ),
+    ),
+    th.Property(
+        "stream_options",
+        th.ObjectType(additional_properties=STREAM_OPTIONS),
+        description=(
+            "Per-stream fields, filters and return_object, keyed by stream name, e.g. "
+            '{"invoices": {"filters": {"status": "approved"}}}.'
+        ),
+    ),
+).to_dict()
+
+#: Each setting's default, read from the schema so it is written in one place.
+DEFAULTS: dict[str, t.Any] = {
+    name: prop["default"]
+    for name, prop in SETTINGS_SCHEMA["properties"].items()
+    if "default" in prop
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The configuration as the tap uses it: validated, typed, defaults applied."""
+
+    origin: str
+    api_base: str
+    start_date: pendulum.DateTime | None
+    page_size: int
+    request_timeout: float
+    max_retries: int
+    max_requests_per_second: float
+    rate_limit_burst: int
+    max_concurrency: int
+    user_agent: str | None
+    decimal_strings: bool
+    discover_custom_fields: bool
+    stream_options: Mapping[str, Mapping[str, t.Any]]
+    token_url: str | None
+    client_id: str | None
+    client_secret: str | None
+    api_key: str | None
+    scopes: tuple[str, ...] | None
+
+    @classmethod
+    def parse(cls, config: Mapping[str, t.Any], streams: Collection[str]) -> Settings:
+        """Check ``config`` (one clear error per problem) and apply the defaults."""
+        value = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        base_url = str(value["base_url"]).strip()
+        origin = _origin(base_url, allow_http=bool(value["allow_http"]))
+        path = re.sub(r"/api$", "", urlsplit(base_url).path.rstrip("/"))
+        options = dict(value.get("stream_options") or {})
+        if unknown := sorted(set(options) - set(streams)):
+            msg = (
+                f"stream_options names unknown streams {unknown}; use stream names "
+                "from --discover (e.g. invoices, purchase_orders)."
+            )
+            raise CoupaConfigError(msg)
+        return cls(
+            origin=origin,
+            api_base=f"{origin}{path}/api",
+            start_date=_start_date(value.get("start_date")),
+            page_size=int(value["page_size"]),
+            request_timeout=float(value["request_timeout"]),
+            max_retries=int(value["max_retries"]),
+            max_requests_per_second=float(value["max_requests_per_second"]),
+            rate_limit_burst=int(value["rate_limit_burst"]),
+            max_concurrency=int(value["max_concurrency"]),
+            user_agent=value.get("user_agent"),
+            decimal_strings=value["decimal_format"] == "string",
+            discover_custom_fields=bool(value["discover_custom_fields"]),
+            stream_options=options,
+            token_url=value.get("token_url"),
+            client_id=_text(value.get("client_id")),
+            client_secret=_text(value.get("client_secret")),
+            api_key=_text(value.get("api_key")),
+            scopes=_scopes(value.get("scopes")),
+        )
+
+    def __repr__(self) -> str:
+        """Name the instance only: the dataclass default would print the secrets."""
+        return f"Settings(api_base={self.api_base!r})"
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _origin(base_url: str, *, allow_http: bool) -> str:
+    """``scheme://host[:port]`` of the instance; plain http only where it is safe."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        msg = (
+            f"base_url {base_url!r} needs a scheme and a host, e.g. "
+            "https://acme.coupahost.com; fix base_url."
+        )
+        raise CoupaConfigError(msg)
+    if parts.scheme == "http" and not (_is_loopback(parts.hostname) or allow_http):
+        msg = (
+            f"base_url {base_url!r} is plain http: credentials would travel unencrypted. "
+            "Use https, or set allow_http: true for a trusted network."
+        )
+        raise CoupaConfigError(msg)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _start_date(value: object) -> pendulum.DateTime | None:
+    if not value:
+        return None
+    try:
+        return parse_instant(str(value))
+    except ValueError:
+        msg = f"start_date {value!r} is not an ISO-8601 date-time; use e.g. 2024-01-01T00:00:00Z."
+        raise CoupaConfigError(msg) from None
+
+
+def _scopes(value: object) -> tuple[str, ...] | None:
+    """A list, or one string separated by spaces or commas; None to derive them."""
+    if isinstance(value, str):
+        return tuple(scope for scope in re.split(r"[\s,]+", value) if scope) or None
+    if isinstance(value, list) and value:
+        return tuple(str(scope) for scope in value)
+    return None

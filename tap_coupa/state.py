@@ -1,0 +1,192 @@
+"""A stream's state: its bookmark and, mid-scan, where to resume. The one owner of its format.
+
+Per stream the state holds::
+
+    {"replication_key": "updated-at",
+     "replication_key_value": "2025-03-10T15:00:00+00:00",
+     "progress": {"since": ..., "after_id": 4711, "started_at": ...}}
+
+* The bookmark is an instant, compared with pendulum, never as a string: Coupa's
+  offsets change with daylight saving.
+* A scan is ordered by id, not by ``updated-at``, so its bookmark only moves when the
+  scan completes, and then no further than the instance's clock when the scan began:
+  a record changed during the scan, in a part already read, is still ``>=`` the new
+  bookmark and is picked up by the next sync.
+* Mid-scan, ``progress`` carries the filter in use (``since``), the last id emitted and
+  the scan's start, so an interrupted sync resumes where it stopped rather than from
+  zero, and the finished scan still bounds its bookmark by the first attempt's start.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from dataclasses import dataclass
+
+import pendulum
+
+from tap_coupa.errors import CoupaConfigError
+from tap_coupa.instants import is_instant, parse_instant
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Collection, Mapping, MutableMapping
+
+BOOKMARK_KEY = "replication_key"
+BOOKMARK_VALUE = "replication_key_value"
+PROGRESS = "progress"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an interrupted scan resumes: its filter, last id emitted and start time."""
+
+    since: str | None = None
+    after_id: int | None = None
+    started_at: str | None = None
+
+    @classmethod
+    def parse(cls, value: object) -> Progress:
+        """Read a ``progress`` entry; ValueError names what is wrong with it."""
+        if not isinstance(value, dict):
+            msg = "is not an object"
+            raise ValueError(msg)
+        after_id, since, started = (value.get(k) for k in ("after_id", "since", "started_at"))
+        if after_id is not None and (not isinstance(after_id, int) or isinstance(after_id, bool)):
+            msg = f"has after_id {after_id!r}, not an integer"
+            raise ValueError(msg)
+        for name, instant in (("since", since), ("started_at", started)):
+            if instant is not None and not is_instant(instant):
+                msg = f"has {name} {instant!r}, not an ISO-8601 date-time"
+                raise ValueError(msg)
+        return cls(since=since, after_id=after_id, started_at=started)
+
+    def as_state(self) -> dict[str, t.Any]:
+        """The JSON written to state (``started_at`` only when known)."""
+        entry: dict[str, t.Any] = {"since": self.since, "after_id": self.after_id}
+        if self.started_at is not None:
+            entry["started_at"] = self.started_at
+        return entry
+
+
+class StreamState:
+    """One stream's state dict (the SDK's ``stream_state``), read and written by rule."""
+
+    def __init__(self, state: MutableMapping[str, t.Any], replication_key: str | None) -> None:
+        self._state = state
+        self.replication_key = replication_key
+
+    @property
+    def progress(self) -> Progress | None:
+        """The interrupted scan to resume, if any (validated when the tap started)."""
+        entry = self._state.get(PROGRESS)
+        return Progress.parse(entry) if entry else None
+
+    def bookmark(self) -> pendulum.DateTime | None:
+        """The stored bookmark, if it belongs to this stream's replication key."""
+        value = self._state.get(BOOKMARK_VALUE)
+        if not value or self._state.get(BOOKMARK_KEY) != self.replication_key:
+            return None
+        return parse_instant(str(value))
+
+    def since(self, start_date: pendulum.DateTime | None) -> str | None:
+        """The filter start of a new scan: the later of the bookmark and ``start_date``."""
+        if not self.replication_key:
+            return None
+        candidates = [when for when in (self.bookmark(), start_date) if when is not None]
+        return max(candidates).in_timezone("UTC").isoformat() if candidates else None
+
+    def save_progress(self, progress: Progress) -> None:
+        """Record where the running scan would resume."""
+        self._state[PROGRESS] = progress.as_state()
+
+    def finish(
+        self, latest: pendulum.DateTime | None, started_at: pendulum.DateTime | None
+    ) -> bool:
+        """End the scan: drop ``progress``, move the bookmark to min(latest, scan start).
+
+        Returns whether the state changed.
+        """
+        changed = self._state.pop(PROGRESS, None) is not None
+        if not self.replication_key or latest is None:
+            return changed
+        value = latest if started_at is None else min(latest, started_at)
+        self._state[BOOKMARK_KEY] = self.replication_key
+        self._state[BOOKMARK_VALUE] = value.in_timezone("UTC").isoformat()
+        return True
+
+    @staticmethod
+    def problem(entry: Mapping[str, t.Any]) -> str | None:
+        """What is wrong with one stream's stored state, or None."""
+        value = entry.get(BOOKMARK_VALUE)
+        if value is not None and not is_instant(value):
+            return f"has replication_key_value {value!r}, not an ISO-8601 date-time"
+        if (progress := entry.get(PROGRESS)) is not None:
+            try:
+                Progress.parse(progress)
+            except ValueError as exc:
+                return f"has a progress entry that {exc} ({progress!r})"
+        return None
+
+
+def state_file_problem(value: object) -> str | None:
+    """What keeps a --state file's JSON from being a Singer state, or None."""
+    if not isinstance(value, dict):
+        return "is not a JSON object"
+    bookmarks = value.get("bookmarks", {})
+    if not (isinstance(bookmarks, dict) and all(isinstance(b, dict) for b in bookmarks.values())):
+        return 'has no "bookmarks" object of per-stream objects'
+    return None
+
+
+def check_state(state: Mapping[str, t.Any], streams: Collection[str], log: logging.Logger) -> None:
+    """Refuse a state that is not ours or not well-formed, before any request."""
+    bookmarks = state.get("bookmarks", {})
+    known = set(streams)
+    unknown = sorted(set(bookmarks) - known)
+    if unknown and not set(bookmarks) & known:
+        msg = (
+            f"The state file's bookmarks ({', '.join(unknown[:5])}) are not tap-coupa "
+            "streams: it belongs to another tap. Pass this tap's state, or none."
+        )
+        raise CoupaConfigError(msg)
+    for name in unknown:
+        log.warning("State has a bookmark for unknown stream %r; ignoring it.", name)
+    for name in sorted(set(bookmarks) & known):
+        if problem := StreamState.problem(bookmarks[name]):
+            msg = (
+                f"State for stream {name!r} {problem}; fix it, or remove that stream's "
+                "bookmark to re-extract it."
+            )
+            raise CoupaConfigError(msg)
+
+
+class ScanClock:
+    """The instance's clock when a scan began (from the first page's ``Date`` header).
+
+    A resumed scan keeps the start of its first attempt: records it read before the
+    interruption may have changed since.
+    """
+
+    def __init__(self, resumed: str | None = None) -> None:
+        self._started: float | None = None
+        self._resumed = resumed
+        self._local = time.time()
+
+    def observe(self, server_time: float | None) -> None:
+        """Take the first page's server time; later pages are later still."""
+        if self._started is None:
+            self._started = server_time if server_time is not None else self._local
+
+    def started_at(self) -> pendulum.DateTime | None:
+        """When the (first attempt of the) scan began, if known."""
+        if self._resumed:
+            return parse_instant(self._resumed)
+        if self._started is None:
+            return None
+        return pendulum.from_timestamp(self._started)
+
+    def started_text(self) -> str | None:
+        """``started_at`` as written to ``progress``."""
+        started = self.started_at()
+        return started.isoformat() if started else None

@@ -1,0 +1,65 @@
+"""Raw JSON and full decoding emit the same records, through the whole tap."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from coupa_sandbox import Sandbox
+from tap_coupa.decimals import DecimalPlan
+from tap_coupa.streams import load_schema, registry
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, TapRunner, tap_config
+from tests.scripted import Reply, ScriptedServer
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.mark.parametrize("decimal_format", ["number", "string"])
+def test_every_stream_emits_the_same_records_fully_decoded(
+    sandbox: Sandbox, tap: TapRunner, decimal_format: str
+) -> None:
+    """Raw JSON (the default) against full decoding, which identity stream maps force."""
+    streams = sorted(registry())
+    plain = tap_config(sandbox, decimal_format=decimal_format)
+    mapped = tap_config(
+        sandbox, decimal_format=decimal_format, stream_maps={name: {} for name in streams}
+    )
+    fast = tap.run(plain, streams)
+    decoded = tap.run(mapped, streams)
+    assert fast.records.keys() == decoded.records.keys() == set(streams), "the sandbox fills all"
+    assert sum(len(rows) for rows in fast.records.values()) > 5000
+    for name in streams:
+        assert fast.records[name] == decoded.records[name], name
+
+
+def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
+    tap: TapRunner,
+) -> None:
+    """Through the whole tap: records with every decimal valid take the batched path,
+    a record with one bad value the per-value one."""
+    plan = DecimalPlan.compile(load_schema("invoices"))
+    assert plan is not None
+    every = {name: f"{index}.25" for index, name in enumerate(plan.numbers)}
+    updated = "2025-03-10T08:00:00-07:00"
+    invoices = [
+        {"id": 1, "updated-at": updated, **every, "amount-due": "N/A"},
+        {"id": 2, "updated-at": updated, **every, "gross-total": "N/A"},
+        {"id": 3, "updated-at": updated, **every, "tax-rate": "-0.00"},
+    ]
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
+        server.script("/api/invoices", Reply(body=invoices))
+        config = {"base_url": server.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        out = tap.run(config, ["invoices"])
+    expected = {name: Decimal(value) for name, value in every.items()}
+    got = {r["id"]: {name: r[name] for name in plan.numbers} for r in out.records["invoices"]}
+    assert got == {
+        1: {**expected, "amount-due": None},
+        2: {**expected, "gross-total": None},
+        3: {**expected, "tax-rate": Decimal("-0.00")},
+    }
+    warnings = [line for line in out.stderr.splitlines() if "not a decimal" in line]
+    assert len(warnings) == 2, warnings
+    assert "amount-due='N/A'" in warnings[0]
+    assert "gross-total='N/A'" in warnings[1]
