@@ -72,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies default record counts")
     p.add_argument("--records", nargs="+", action="extend", default=[], metavar="STREAM=N")
-    p.add_argument("--schema-dir", default=None, help="default: tap_coupa.schemas package")
     p.add_argument("--anchor", default=None, help="end of generated history (ISO datetime)")
     p.add_argument("--timezone", default="America/Los_Angeles")
     p.add_argument("--eager", action="store_true", help="generate all data before serving")
@@ -150,7 +149,6 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         seed=args.seed,
         scale=args.scale,
         records=_records(args.records),
-        schema_dir=args.schema_dir,
         anchor=args.anchor,
         timezone=args.timezone,
         client_id=args.client_id,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .clock import DEFAULT_TIMEZONE
@@ -60,7 +59,6 @@ class SandboxConfig:
     seed: int = 42
     scale: float = 1.0
     records: Mapping[str, int] = field(default_factory=dict)
-    schema_dir: str | Path | None = None  # default: the tap_coupa.schemas package
     anchor: str | None = None  # end of generated history; default: today 00:00 UTC
     timezone: str = DEFAULT_TIMEZONE
     client_id: str = "sandbox-client"

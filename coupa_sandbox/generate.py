@@ -1,4 +1,4 @@
-"""Deterministic record generation driven by the stream schemas.
+"""Deterministic record generation driven by the resource model.
 
 Every stream is generated from its own seeded random stream, and everything shared
 between streams (ids, natural keys, association objects, timelines) is a pure
@@ -129,7 +129,6 @@ class RecordCtx(ValueCtx):
 
     record_id: int = 0
     item_id: int = 0
-    parent_id: int = 0
     slot: int = 0  # position used to derive unique item ids
 
     def copy(self) -> RecordCtx:
@@ -157,7 +156,7 @@ class World:
         self._timelines: dict[str, list[tuple[float, float]]] = {}
         self._identity: dict[tuple[str, int], dict[str, Any]] = {}
         self._assoc: dict[tuple[str, int, int, int], dict[str, Any]] = {}
-        self._assoc_plans: dict[tuple[int, int], list[tuple[str, str, Any]]] = {}
+        self._assoc_plans: dict[tuple[str, int, int], list[tuple[str, str, Any]]] = {}
         self._custom_keys: dict[str, tuple[str, ...]] = {}
 
     def pool_size(self, target: str) -> int:
@@ -266,8 +265,11 @@ class World:
         return found
 
     def _assoc_plan(self, target: str, node: Node, depth: int) -> list[tuple[str, str, Any]]:
-        """Per-node recipe so each entity is built without re-deciding per property."""
-        key = (id(node), depth)
+        """Per-node recipe so each entity is built without re-deciding per property.
+
+        Keyed by target too: one definition's node serves several associations.
+        """
+        key = (target, id(node), depth)
         plan = self._assoc_plans.get(key)
         if plan is None:
             plan = []
@@ -398,7 +400,6 @@ class ArrayPlan:
     low: int
     high: int
     empty: float
-    depth: int  # depth of the object holding the array (0 = the record)
     base: int  # first id of this array property
     stride: int  # id slots per parent object: ids are unique and ascending, with gaps
     item: ObjectPlan
@@ -537,7 +538,6 @@ class StreamGenerator:
             if rng.random() < plan.empty:
                 return []
             count = rng.randint(plan.low, plan.high)
-        parent_id = ctx.record_id if plan.depth == 0 else ctx.item_id
         items = []
         for n in range(count):
             slot = ctx.slot * plan.stride + n
@@ -545,7 +545,6 @@ class StreamGenerator:
             item_ctx = ctx.copy()
             item_ctx.line_num = n + 1
             item_ctx.updated = float(int(updated))
-            item_ctx.parent_id = parent_id
             item_ctx.item_id = plan.base + slot
             item_ctx.slot = slot
             item_proto = proto[n] if cloning and isinstance(proto[n], Mapping) else None
@@ -564,13 +563,11 @@ class StreamGenerator:
                 array = self._array(prop, child, path, depth, context)
                 fields.append(FieldPlan(prop, _empty_list, True, array))
             else:
-                fn = self._compile_prop(prop, child, path, depth, context)
+                fn = self._compile_prop(prop, child, path, depth)
                 fields.append(FieldPlan(prop, fn, _varies(prop, child, depth)))
         return ObjectPlan(fields)
 
-    def _compile_prop(
-        self, prop: str, node: Node, path: tuple[str, ...], depth: int, context: str
-    ) -> FieldFn:
+    def _compile_prop(self, prop: str, node: Node, path: tuple[str, ...], depth: int) -> FieldFn:
         name = self.stream.name
         clock = self.world.clock
         if prop == "id" and node.kind == "integer":
@@ -581,9 +578,6 @@ class StreamGenerator:
             if prop == "created-at":
                 return lambda rng, ctx: clock.format(ctx.created)
             return lambda rng, ctx: clock.format(ctx.updated)
-        child = self.world.registry.streams.get(context)
-        if depth > 0 and child is not None and child.parent_key == prop:
-            return lambda rng, ctx: ctx.parent_id  # e.g. invoice-id on an invoice line
         if depth == 0 and prop in IDENTITY_PROPS and node.kind in ("string", "boolean"):
             fallback = scalar_fn(prop, node)
 
@@ -659,7 +653,7 @@ class StreamGenerator:
         item = self._compile_object(
             items, sub_path, depth + 1, child.name if child is not None else ""
         )
-        return ArrayPlan(low, high, empty, depth, base, high + 1 + high // 2, item)
+        return ArrayPlan(low, high, empty, base, high + 1 + high // 2, item)
 
 
 def _none(rng: Random, ctx: RecordCtx) -> Any:

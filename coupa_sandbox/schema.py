@@ -1,23 +1,25 @@
-"""Resource model: the tap's stream registry and JSON Schemas, as typed nodes.
+"""Resource model: the sandbox's own view of Coupa's R39 resources, as typed nodes.
 
-The sandbox serves whatever ``tap_coupa/schemas`` describes (generated from Coupa's
-R39 definitions), so the tap and its test bed can never disagree on a property name.
+Built from ``resources.json`` (made from Coupa's R39 definitions by
+:mod:`coupa_sandbox.build_resources`), never from the tap: the sandbox is the tap's
+test bed, so a wrong path, scope, type or line mapping in the tap shows up against it.
+How deep records render is decided here: a resource's own properties, associations
+with their scalar attributes, and line collections as full records of their own.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.resources
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-SCHEMA_PACKAGE = "tap_coupa.schemas"
+MODEL_FILE = "resources.json"
 
 SCALAR_KINDS = frozenset({"integer", "number", "boolean", "string", "datetime", "date"})
+CUSTOM_FIELDS = "custom-fields"
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,27 +49,30 @@ class Node:
 
 @dataclass(frozen=True)
 class StreamDef:
-    """One registry entry of ``streams.json`` plus its parsed schema.
+    """A served resource, or a line collection nested in its owner's records.
 
-    For top-level streams ``schema`` is deepened with the child streams' schemas
-    (see :func:`merge_children`), i.e. it describes the records as served.
+    ``schema`` describes the records (or line items) as served, lines included.
     """
 
     name: str
     path: str
     scope: str
-    primary_keys: tuple[str, ...]
-    replication_key: str | None
-    parent: str | None
-    array_field: str | None
-    parent_key: str | None
-    definition: str | None
+    definition: str
+    """The R39 definition (``Api/Name``) the records are built from."""
     schema: Node
+    parent: str | None = None
+    array_field: str | None = None
 
     @property
     def top_level(self) -> bool:
         """Top-level streams are endpoints; child streams live inside their parent."""
         return self.parent is None
+
+    @property
+    def replication_key(self) -> str | None:
+        """The timestamp Coupa's ``[gt]`` filters follow for incremental reads."""
+        props = self.schema.props
+        return next((key for key in ("updated-at", "created-at") if key in props), None)
 
 
 class Registry:
@@ -101,115 +106,89 @@ class Registry:
         return [s for s in self.streams.values() if not s.top_level]
 
 
-def _types(spec: Mapping[str, Any]) -> list[str]:
-    raw = spec.get("type", [])
-    types = [raw] if isinstance(raw, str) else list(raw)
-    if not types and "anyOf" in spec:
-        for option in spec["anyOf"]:
-            types.extend(_types(option))
-    return [t for t in types if t != "null"]
+Definitions = Mapping[str, Mapping[str, str]]
 
 
-def parse_node(spec: Mapping[str, Any]) -> Node:
-    """Turn a JSON Schema fragment into a :class:`Node`."""
-    types = _types(spec)
-    if "anyOf" in spec and "properties" not in spec and "items" not in spec:
-        for option in spec["anyOf"]:
-            if _types(option):
-                return parse_node(option)
-    kind = types[0] if types else "string"
-    if kind == "object":
-        props = spec.get("properties") or {}
-        if not props:
-            return Node("open")
-        return Node("object", {str(k): parse_node(v) for k, v in props.items()})
-    if kind == "array":
-        items = spec.get("items") or {}
-        return Node("array", items=parse_node(items) if items else Node("string"))
-    if kind == "string":
-        fmt = spec.get("format")
-        if fmt == "date-time":
-            return Node("datetime")
-        if fmt == "date":
-            return Node("date")
-        return Node("string")
-    if kind == "number" and "precision" in spec:
-        return Node(kind, size=(int(spec["precision"]), int(spec.get("scale", 0))))
-    if kind in ("integer", "number", "boolean"):
-        return Node(kind)
-    return Node("string")
+def _scalar(spec: str) -> Node:
+    """``integer``, ``number(30,4)``, ``datetime`` … -> a leaf node (``object``: open)."""
+    if spec.startswith("number("):
+        precision, scale = spec[len("number(") : -1].split(",")
+        return Node("number", size=(int(precision), int(scale)))
+    return Node(spec) if spec in SCALAR_KINDS else Node("open")
 
 
-def merge_children(node: Node, context: str, registry: Mapping[str, StreamDef]) -> Node:
-    """Deepen a schema with its child streams' schemas.
+class _Builder:
+    """Turns the model's definitions into nodes, sharing each association's node.
 
-    The tap extracts child streams (``invoice_lines``, then ``invoice_line_account_
-    allocations``) from the parent's nested arrays and validates them against the
-    child schema, which is usually richer than the parent's view of the array.
+    Type notation of ``resources.json``: a scalar kind, ``number(p,s)``, ``object``
+    (free-form), ``@Api/Name`` (a reference) and ``[spec]`` (an array). A reference
+    to the definition that holds it is how R39 marks a type it could not resolve, so
+    it stays free-form.
     """
-    if node.kind != "object":
-        return node
-    props: dict[str, Node] = {}
-    for prop, child in node.props.items():
-        if child.kind == "array":
-            sub = next(
-                (s for s in registry.values() if s.parent == context and s.array_field == prop),
-                None,
-            )
-            items = child.items or Node("open")
-            if sub is not None:
-                extra = {k: v for k, v in items.props.items() if k not in sub.schema.props}
-                merged = Node("object", {**sub.schema.props, **extra})
-                props[prop] = Node("array", items=merge_children(merged, sub.name, registry))
+
+    def __init__(self, definitions: Definitions, lines: Mapping[tuple[str, str], str]) -> None:
+        self.definitions = definitions
+        self.lines = lines  # (owner collection, array field) -> line collection
+        self._associations: dict[str, Node] = {}
+
+    def record(self, collection: str, definition: str) -> Node:
+        """A record: scalars, associations one level deep, lines in full."""
+        props = {CUSTOM_FIELDS: Node("open")}
+        for prop, spec in self.definitions[definition].items():
+            if prop == CUSTOM_FIELDS:
                 continue
-            props[prop] = Node("array", items=merge_children(items, "", registry))
-        else:
-            props[prop] = merge_children(child, "", registry) if child.kind == "object" else child
-    return Node("object", props)
+            target = spec.strip("[]")[1:] if spec.strip("[]").startswith("@") else None
+            if target is None or target == definition:
+                props[prop] = _shallow(spec)
+            elif not spec.startswith("["):
+                props[prop] = self.association(target)
+            elif (line := self.lines.get((collection, prop))) is not None:
+                props[prop] = Node("array", items=self.record(line, target))
+            else:
+                props[prop] = Node("array", items=self.association(target))
+        return Node("object", dict(sorted(props.items())))
+
+    def association(self, definition: str) -> Node:
+        """An associated object: its scalar attributes; its own associations free-form.
+
+        A definition without properties is free-form too: nothing about it is known.
+        """
+        node = self._associations.get(definition)
+        if node is None:
+            props = {p: _shallow(s) for p, s in self.definitions[definition].items()}
+            node = self._associations[definition] = Node("object", props) if props else Node("open")
+        return node
 
 
-def _read_text(base: Any, name: str) -> str:
-    return str(base.joinpath(name).read_text(encoding="utf-8"))
+def _shallow(spec: str) -> Node:
+    """A property whose references are not followed."""
+    if spec.startswith("["):
+        return Node("array", items=_shallow(spec[1:-1]))
+    return Node("open") if spec.startswith("@") else _scalar(spec)
 
 
-def _schema_base(schema_dir: str | Path | None) -> Any:
-    if schema_dir is not None:
-        return Path(schema_dir)
-    return importlib.resources.files(SCHEMA_PACKAGE)
+def load_registry() -> Registry:
+    """The bundled model as served streams (cached: it is immutable)."""
+    return _load_registry()
 
 
-def load_registry(schema_dir: str | Path | None = None) -> Registry:
-    """Load ``streams.json`` and every stream schema it names (cached: it is immutable).
-
-    ``schema_dir`` overrides the ``tap_coupa.schemas`` package location (tests use it).
-    """
-    return _load_registry(None if schema_dir is None else str(Path(schema_dir).resolve()))
-
-
-@functools.lru_cache(maxsize=8)
-def _load_registry(schema_dir: str | None) -> Registry:
-    base = _schema_base(schema_dir)
-    entries: dict[str, Any] = json.loads(_read_text(base, "streams.json"))
+@functools.lru_cache(maxsize=1)
+def _load_registry() -> Registry:
+    text = importlib.resources.files(__package__).joinpath(MODEL_FILE).read_text("utf-8")
+    model: dict[str, Any] = json.loads(text)
+    lines = {(line["owner"], line["field"]): name for name, line in model["lines"].items()}
+    builder = _Builder(model["definitions"], lines)
     streams: dict[str, StreamDef] = {}
-    for name, entry in entries.items():
-        schema_spec = json.loads(_read_text(base, f"{name}.json"))
-        node = parse_node(schema_spec)
-        if node.kind != "object":
-            node = Node("object", {})
+    for name, resource in model["resources"].items():
+        schema = builder.record(name, resource["definition"])
         streams[name] = StreamDef(
-            name=name,
-            path=str(entry.get("path") or name).strip("/"),
-            scope=str(entry.get("scope") or ""),
-            primary_keys=tuple(entry.get("primary_keys") or ("id",)),
-            replication_key=entry.get("replication_key"),
-            parent=entry.get("parent"),
-            array_field=entry.get("array_field"),
-            parent_key=entry.get("parent_key"),
-            definition=entry["definition"] if isinstance(entry.get("definition"), str) else None,
-            schema=node,
+            name, resource["path"], resource["scope"], resource["definition"], schema
         )
-    for name, stream in list(streams.items()):
-        if stream.top_level:
-            deep = merge_children(stream.schema, name, streams)
-            streams[name] = dataclasses.replace(stream, schema=deep)
+    for name, line in model["lines"].items():
+        owner = streams[line["owner"]]
+        items = owner.schema.props[line["field"]].items
+        assert items is not None  # the builder checked it is an array of a definition
+        streams[name] = StreamDef(
+            name, owner.path, owner.scope, line["definition"], items, owner.name, line["field"]
+        )
     return Registry(streams)

@@ -42,6 +42,7 @@ def test_wheel_from_git_and_sdist(tmp_path: Path) -> None:
     assert "tap_coupa/schemas/streams.json" in names
     assert "tap_coupa/schemas/invoices.json" in names
     assert "coupa_sandbox/server.py" in names
+    assert "coupa_sandbox/resources.json" in names  # the sandbox needs no R39 files
     assert "tap-coupa = tap_coupa.tap:TapCoupa.cli" in scripts
     assert "coupa-sandbox = coupa_sandbox.__main__:main" in scripts
 
@@ -54,4 +55,9 @@ def test_wheel_from_git_and_sdist(tmp_path: Path) -> None:
     (sdist,) = sdist_dir.glob("tap_coupa-*.tar.gz")
     with tarfile.open(sdist) as archive:
         members = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"pyproject.toml", "README.md", "tap_coupa/schemas/streams.json"} <= members
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "tap_coupa/schemas/streams.json",
+        "coupa_sandbox/resources.json",
+    } <= members

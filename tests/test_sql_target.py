@@ -5,6 +5,10 @@ NUMERIC and ``x-singer.decimal`` strings to NUMERIC(precision, scale), so it sho
 whether a decimal reaches a warehouse digit for digit. The sandbox serves some values
 with more significant digits than a double holds (20 in money, 20 decimals in
 scale-20 prices), so a float anywhere on the way would fail the comparison.
+
+Expected streams, columns and sizes come from the sandbox's own model (built from
+Coupa's R39 definitions), not from the tap's schemas, so a column the tap types
+wrongly or leaves out fails here.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ import psycopg
 import pytest
 
 from coupa_sandbox import Sandbox
-from tap_coupa.decimals import is_decimal
-from tap_coupa.streams import load_schema, registry
 from tests.helpers import TapRunner, installed, tap_config
 
 pytestmark = pytest.mark.external
@@ -37,30 +39,36 @@ def postgres() -> Iterator[str]:
         yield server.get_uri("postgres").replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-def load(tap: TapRunner, tmp_path: Path, url: str, config: dict[str, t.Any], schema: str) -> None:
+def load(
+    sandbox: Sandbox,
+    tap: TapRunner,
+    tmp_path: Path,
+    url: str,
+    config: dict[str, t.Any],
+    schema: str,
+) -> None:
     target_config = tmp_path / "target-postgres.json"
     target_config.write_text(json.dumps({"sqlalchemy_url": url, "default_target_schema": schema}))
-    tap.pipe(
-        config, list(registry()), [installed("target-postgres"), "--config", str(target_config)]
-    )
+    streams = list(sandbox.state.registry.streams)
+    tap.pipe(config, streams, [installed("target-postgres"), "--config", str(target_config)])
 
 
-def decimal_columns(stream: str, *, strings: bool) -> dict[str, dict[str, t.Any]]:
-    """Top-level decimal properties of a stream's schema, as the tap declares them."""
-    props = load_schema(stream, decimal_strings=strings)["properties"]
-    return {name: prop for name, prop in props.items() if is_decimal(prop)}
+def decimal_columns(sandbox: Sandbox, stream: str) -> dict[str, tuple[int, int] | None]:
+    """Top-level decimal properties of a stream in the sandbox's model, with their size."""
+    props = sandbox.state.registry[stream].schema.props
+    return {name: node.size for name, node in props.items() if node.kind == "number"}
 
 
 def rows_of(sandbox: Sandbox, stream: str) -> list[dict[str, t.Any]]:
-    """The sandbox's rows of a stream (child rows come from their parents' arrays)."""
-    spec = registry()[stream]
-    if spec["parent"] is None:
+    """The sandbox's rows of a stream (line collections come from their owners' arrays)."""
+    spec = sandbox.state.registry[stream]
+    if spec.parent is None:
         return sandbox.records(stream)
-    rows = []
-    for parent in rows_of(sandbox, spec["parent"]):
-        for row in parent.get(spec["array_field"] or "") or []:
-            rows.append({**row, spec["parent_key"]: parent["id"]})
-    return rows
+    return [
+        row
+        for parent in rows_of(sandbox, spec.parent)
+        for row in parent.get(spec.array_field or "") or []
+    ]
 
 
 def check_exact(sandbox: Sandbox, url: str, schema: str, *, strings: bool) -> int:
@@ -70,7 +78,7 @@ def check_exact(sandbox: Sandbox, url: str, schema: str, *, strings: bool) -> in
     """
     wide = 0
     with psycopg.connect(url.replace("+psycopg", "", 1)) as db:
-        for stream, spec in registry().items():
+        for stream in sandbox.state.registry.streams:
             expected = rows_of(sandbox, stream)
             columns = {
                 name: (precision, scale)
@@ -81,22 +89,21 @@ def check_exact(sandbox: Sandbox, url: str, schema: str, *, strings: bool) -> in
                     [schema, stream],
                 )
             }
-            decimals = decimal_columns(stream, strings=strings)
-            for name, prop in decimals.items():
-                size = (prop.get("precision"), prop.get("scale")) if strings else (None, None)
-                assert columns.get(name) == size, f"{stream}.{name}"
-            key = spec["primary_keys"][0]
-            selected = ", ".join(f'"{name}"' for name in [key, *decimals])
+            decimals = decimal_columns(sandbox, stream)
+            for name, size in decimals.items():
+                want_size = (size or (None, None)) if strings else (None, None)
+                assert columns.get(name) == want_size, f"{stream}.{name}"
+            selected = ", ".join(f'"{name}"' for name in ["id", *decimals])
             loaded = {
                 row[0]: row for row in db.execute(f'select {selected} from {schema}."{stream}"')
             }
             assert len(loaded) == len(expected), stream
             for record in expected:
-                row = loaded[record[key]]
+                row = loaded[record["id"]]
                 for position, name in enumerate(decimals, start=1):
                     value = record.get(name)
                     want = None if value is None else Decimal(value)
-                    assert row[position] == want, f"{stream} {record[key]} {name}"
+                    assert row[position] == want, f"{stream} {record['id']} {name}"
                     if want is not None and len(want.as_tuple().digits) > DOUBLE_DIGITS:
                         wide += 1
     return wide
@@ -116,7 +123,7 @@ def column_types(url: str, schema: str, table: str) -> dict[str, str]:
 def test_numbers_load_as_exact_numerics(
     sandbox: Sandbox, tap: TapRunner, tmp_path: Path, postgres: str
 ) -> None:
-    load(tap, tmp_path, postgres, tap_config(sandbox), "coupa_numbers")
+    load(sandbox, tap, tmp_path, postgres, tap_config(sandbox), "coupa_numbers")
     wide = check_exact(sandbox, postgres, "coupa_numbers", strings=False)
     assert wide > 0, "the sandbox served no value a double would round"
     types = column_types(postgres, "coupa_numbers", "invoices")
@@ -130,5 +137,5 @@ def test_decimal_strings_load_as_sized_decimals(
     sandbox: Sandbox, tap: TapRunner, tmp_path: Path, postgres: str
 ) -> None:
     config = tap_config(sandbox, decimal_format="string")
-    load(tap, tmp_path, postgres, config, "coupa_strings")
+    load(sandbox, tap, tmp_path, postgres, config, "coupa_strings")
     assert check_exact(sandbox, postgres, "coupa_strings", strings=True) > 0
