@@ -115,7 +115,8 @@ class CollectionStream(CoupaStream):
                 self._log_progress(scan.source, count, started, cpu_started, done=False)
         if count == 0 and not_found:
             self._log_not_found(not_found)
-        if state.finish(latest.latest(), clock.started_at()):
+        margin = self.resources.settings.bookmark_safety_margin
+        if state.finish(latest.latest(), clock.started_at(), margin):
             self.state_manager.is_flushed = False
         self._log_progress(scan.source, count, started, cpu_started, done=True)
         self.log_children()

@@ -14,18 +14,40 @@ def query_key(field: str) -> str:
     return field.replace("-", "_")
 
 
+def parse_fields(value: object) -> list[t.Any]:
+    """A ``fields`` projection as a list: given as a list, one object, or their JSON text.
+
+    Raises ValueError naming what is wrong, for the settings check to report.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            msg = f"{value!r} is not JSON"
+            raise ValueError(msg) from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, (str, dict)) for item in value):
+        msg = f"{value!r} is not a list of field names and {{association: [...]}} objects"
+        raise ValueError(msg)
+    return value
+
+
 def stream_params(options: Mapping[str, t.Any], required: Sequence[str]) -> list[tuple[str, str]]:
     """Query parameters from one stream's options (fields, filters, return_object).
 
-    A ``fields`` list always gets the ``required`` keys (id, replication key): the
+    A ``fields`` projection always gets the ``required`` keys (id, replication key): the
     scan orders and resumes by id, and the bookmark needs the replication key.
     """
     params: list[tuple[str, str]] = list((options.get("filters") or {}).items())
-    if fields := options.get("fields"):
-        if isinstance(fields, list):
-            missing = [query_key(k) for k in required if query_key(k) not in fields]
-            fields = [*missing, *fields]
-        params.append(("fields", fields if isinstance(fields, str) else json.dumps(fields)))
+    if options.get("fields"):
+        fields = parse_fields(options["fields"])
+        missing = [query_key(k) for k in required if not {k, query_key(k)} & set(_names(fields))]
+        params.append(("fields", json.dumps([*missing, *fields])))
     if return_object := options.get("return_object"):
         params.append(("return_object", return_object))
     return params
+
+
+def _names(fields: list[t.Any]) -> list[str]:
+    return [item for item in fields if isinstance(item, str)]

@@ -12,16 +12,16 @@ import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import pendulum
 from singer_sdk import typing as th
 
 from tap_coupa.errors import CoupaConfigError
 from tap_coupa.instants import parse_instant
 from tap_coupa.pagination import MAX_PAGE_SIZE
+from tap_coupa.query import parse_fields
 
 if t.TYPE_CHECKING:
     from collections.abc import Collection, Mapping
-
-    import pendulum
 
 RETURN_OBJECTS = ("limited", "shallow")
 
@@ -80,6 +80,17 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "start_date",
         th.DateTimeType(),
         description="Earliest updated-at to extract (ISO-8601). Default: everything.",
+    ),
+    th.Property(
+        "bookmark_safety_margin",
+        th.StringType(),
+        default="PT5M",
+        description=(
+            "ISO-8601 duration the bookmark stays behind the instance's clock at the "
+            "scan's start, so a record changed while its page was served (or under clock "
+            "skew between Coupa's servers) is read again; it re-reads a few records, "
+            "never loses one."
+        ),
     ),
     th.Property(
         "page_size",
@@ -177,6 +188,7 @@ class Settings:
     origin: str
     api_base: str
     start_date: pendulum.DateTime | None
+    bookmark_safety_margin: pendulum.Duration
     page_size: int
     request_timeout: float
     max_retries: int
@@ -207,10 +219,13 @@ class Settings:
                 "from --discover (e.g. invoices, purchase_orders)."
             )
             raise CoupaConfigError(msg)
+        for stream, option in options.items():
+            _check_fields(stream, (option or {}).get("fields"))
         return cls(
             origin=origin,
             api_base=f"{origin}{path}/api",
             start_date=_start_date(value.get("start_date")),
+            bookmark_safety_margin=_duration("bookmark_safety_margin", value),
             page_size=int(value["page_size"]),
             request_timeout=float(value["request_timeout"]),
             max_retries=int(value["max_retries"]),
@@ -272,6 +287,32 @@ def _start_date(value: object) -> pendulum.DateTime | None:
     except ValueError:
         msg = f"start_date {value!r} is not an ISO-8601 date-time; use e.g. 2024-01-01T00:00:00Z."
         raise CoupaConfigError(msg) from None
+
+
+def _check_fields(stream: str, fields: object) -> None:
+    if not fields:
+        return
+    try:
+        parse_fields(fields)
+    except ValueError as exc:
+        msg = (
+            f"stream_options.{stream}.fields: {exc}; give a Coupa projection such as "
+            '["invoice_number", {"supplier": ["id", "name"]}].'
+        )
+        raise CoupaConfigError(msg) from None
+
+
+def _duration(name: str, config: Mapping[str, t.Any]) -> pendulum.Duration:
+    """An ISO-8601 duration setting (``PT5M``, ``P7D``)."""
+    value = config[name]
+    try:
+        parsed = pendulum.parse(str(value))
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        parsed = None
+    if not isinstance(parsed, pendulum.Duration) or parsed.total_seconds() < 0:
+        msg = f"{name} {value!r} is not an ISO-8601 duration; use e.g. PT5M or P7D."
+        raise CoupaConfigError(msg)
+    return parsed
 
 
 def _scopes(value: object) -> tuple[str, ...] | None:

@@ -9,9 +9,9 @@ Per stream the state holds::
 * The bookmark is an instant, compared with pendulum, never as a string: Coupa's
   offsets change with daylight saving.
 * A scan is ordered by id, not by ``updated-at``, so its bookmark only moves when the
-  scan completes, and then no further than the instance's clock when the scan began:
-  a record changed during the scan, in a part already read, is still ``>=`` the new
-  bookmark and is picked up by the next sync.
+  scan completes, and then no further than the instance's clock when the scan began,
+  less a safety margin: a record changed during the scan, in a part already read, is
+  still ``>=`` the new bookmark and is picked up by the next sync.
 * Mid-scan, ``progress`` carries the filter in use (``since``), the last id emitted and
   the scan's start, so an interrupted sync resumes where it stopped rather than from
   zero, and the finished scan still bounds its bookmark by the first attempt's start.
@@ -101,16 +101,24 @@ class StreamState:
         self._state[PROGRESS] = progress.as_state()
 
     def finish(
-        self, latest: pendulum.DateTime | None, started_at: pendulum.DateTime | None
+        self,
+        latest: pendulum.DateTime | None,
+        started_at: pendulum.DateTime | None,
+        margin: pendulum.Duration,
     ) -> bool:
-        """End the scan: drop ``progress``, move the bookmark to min(latest, scan start).
+        """End the scan: drop ``progress``, move the bookmark to min(latest, start - margin).
 
+        The instance's clock is read from the first page's ``Date`` header, stamped
+        after its query ran: a record updated in between, a transaction committing
+        after its ``updated-at``, or an app server whose clock lags the header's, all
+        leave an ``updated-at`` a little before that stamp, on a record this scan read
+        in its old version. The margin keeps such records inside the next filter.
         Returns whether the state changed.
         """
         changed = self._state.pop(PROGRESS, None) is not None
         if not self.replication_key or latest is None:
             return changed
-        value = latest if started_at is None else min(latest, started_at)
+        value = latest if started_at is None else min(latest, started_at - margin)
         self._state[BOOKMARK_KEY] = self.replication_key
         self._state[BOOKMARK_VALUE] = value.in_timezone("UTC").isoformat()
         return True

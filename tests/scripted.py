@@ -65,8 +65,12 @@ class ScriptedServer:
                     queue = server.scripts.get(parts.path, [Reply(404, {"errors": {}})])
                     reply = queue.pop(0) if len(queue) > 1 else queue[0]
                 payload = reply.payload()
-                self.send_response(reply.status)
-                headers = {"Content-Type": "application/json", **reply.headers}
+                self.send_response_only(reply.status)
+                headers = {
+                    "Date": self.date_time_string(),  # a reply may set its own
+                    "Content-Type": "application/json",
+                    **reply.headers,
+                }
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))

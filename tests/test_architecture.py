@@ -9,10 +9,12 @@ import pkgutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 import tap_coupa
 from tap_coupa.pagination import CoupaOffsetPaginator
 from tap_coupa.sdk import PRIVATE_SDK_MEMBERS
+from tap_coupa.settings import SETTINGS_SCHEMA
 from tap_coupa.tap import TapCoupa
 
 pytestmark = pytest.mark.unit
@@ -135,3 +137,14 @@ def test_the_private_sdk_members_the_tap_relies_on_exist() -> None:
         if not (hasattr(owner, member) or hasattr(instance, member)):
             missing.append(target)
     assert not missing, f"the pinned SDK no longer has {missing}: see tap_coupa/sdk.py"
+
+
+def test_meltano_yml_declares_every_setting_without_restating_defaults() -> None:
+    """A setting's default is written once, in settings.py; Meltano lists every setting."""
+    project = yaml.safe_load((PACKAGE.parent / "meltano.yml").read_text())
+    [extractor] = project["plugins"]["extractors"]
+    declared = {setting["name"]: setting for setting in extractor["settings"]}
+    ours = set(SETTINGS_SCHEMA["properties"])
+    assert ours <= declared.keys(), f"missing from meltano.yml: {sorted(ours - declared.keys())}"
+    restated = sorted(name for name, setting in declared.items() if "value" in setting)
+    assert not restated, f"meltano.yml restates defaults of {restated}"

@@ -56,6 +56,11 @@ def assert_one_clear_error(done: subprocess.CompletedProcess[str], *expected: st
             ("stream_options", "invoicez"),
         ),
         ({"client_secret": None}, ("client_secret",)),
+        (
+            {"stream_options": {"invoices": {"fields": "invoice_number,total"}}},
+            ("stream_options.invoices.fields", "not JSON", "projection"),
+        ),
+        ({"bookmark_safety_margin": "5 minutes"}, ("bookmark_safety_margin", "ISO-8601")),
     ],
     ids=[
         "no-scheme",
@@ -66,6 +71,8 @@ def assert_one_clear_error(done: subprocess.CompletedProcess[str], *expected: st
         "page-size-500",
         "unknown-stream",
         "no-secret",
+        "fields-not-json",
+        "margin-not-a-duration",
     ],
 )
 def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[str, ...]) -> None:

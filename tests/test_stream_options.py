@@ -39,6 +39,27 @@ def test_filters_and_fields_projection(sandbox: Sandbox, tap: TapRunner) -> None
             assert set(record["supplier"]) <= {"id", "name"}
 
 
+@pytest.mark.parametrize(
+    "fields",
+    ['["invoice_number", {"supplier": ["id", "name"]}]', {"supplier": ["id", "name"]}],
+    ids=["json-text", "one-object"],
+)
+def test_fields_as_text_or_object_still_get_id_and_bookmark(
+    sandbox: Sandbox, tap: TapRunner, fields: object
+) -> None:
+    """A projection written as JSON text (an env var, a UI) or a single object works too."""
+    out = tap.run(
+        tap_config(sandbox, stream_options={"invoices": {"fields": fields}}), ["invoices"]
+    )
+    assert out.ids("invoices") == {r["id"] for r in sandbox.records("invoices")}
+    assert all(r.get("updated-at") for r in out.records["invoices"])
+    assert any(r.get("supplier") for r in out.records["invoices"])
+    assert all(
+        set(r["supplier"]) <= {"id", "name"} for r in out.records["invoices"] if r.get("supplier")
+    )
+    assert out.state["bookmarks"]["invoices"]["replication_key_value"]
+
+
 def test_return_object_limited(sandbox: Sandbox, tap: TapRunner) -> None:
     options = {"suppliers": {"return_object": "limited"}}
     out = tap.run(tap_config(sandbox, stream_options=options), ["suppliers"])
