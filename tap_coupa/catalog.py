@@ -8,7 +8,11 @@ from tap_coupa.errors import CoupaConfigError
 from tap_coupa.streams import property_names, registry
 
 if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from singer_sdk.singerlib import Catalog
+
+METHODS = ("FULL_TABLE", "INCREMENTAL")
 
 
 def check_catalog(catalog: Catalog) -> None:
@@ -37,3 +41,32 @@ def check_catalog(catalog: Catalog) -> None:
                 f"{extra[:5]}; regenerate the catalog with tap-coupa --discover."
             )
             raise CoupaConfigError(msg)
+
+
+def full_table_streams(catalog: Mapping[str, t.Any]) -> frozenset[str]:
+    """Streams the catalog forces to FULL_TABLE, in any spelling taps and Meltano write.
+
+    A discovered catalog says ``"replication_method": "INCREMENTAL"`` for every stream
+    with a bookmark, and the SDK lets that win over the metadata a user edits
+    (``forced-replication-method``), and drops ``replication-method``, the key
+    Meltano's ``metadata:`` extra writes. So FULL_TABLE in any of the three wins here:
+    a full sync never loses a record.
+    """
+    forced: set[str] = set()
+    for entry in catalog.get("streams") or []:
+        roots = [m for m in entry.get("metadata") or [] if m.get("breadcrumb") == []]
+        meta: Mapping[str, t.Any] = (roots[0].get("metadata") if roots else None) or {}
+        methods = {
+            entry.get("replication_method"),
+            meta.get("forced-replication-method"),
+            meta.get("replication-method"),
+        } - {None}
+        if unknown := sorted(str(method) for method in methods - set(METHODS)):
+            msg = (
+                f"The catalog asks stream {entry.get('tap_stream_id')!r} for replication "
+                f"method {unknown[0]!r}; use one of {', '.join(METHODS)}."
+            )
+            raise CoupaConfigError(msg)
+        if "FULL_TABLE" in methods:
+            forced.add(str(entry.get("tap_stream_id")))
+    return frozenset(forced)

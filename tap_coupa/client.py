@@ -16,6 +16,7 @@ from singer_sdk import singerlib as singer
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
@@ -77,6 +78,13 @@ class CoupaStream(RESTStream[int]):
     def get_new_paginator(self) -> CoupaOffsetPaginator:
         """Coupa's offsets, stepped so consecutive pages overlap by one record."""
         return CoupaOffsetPaginator(self.resources.settings.page_size)
+
+    @override
+    def apply_catalog(self, catalog: singer.Catalog) -> None:
+        """Apply the catalog; FULL_TABLE wins in whichever spelling asked for it."""
+        super().apply_catalog(catalog)
+        if self.name in self.resources.full_table:
+            self.forced_replication_method = REPLICATION_FULL_TABLE
 
     @functools.cached_property
     def raw_json(self) -> bool:

@@ -11,6 +11,7 @@ import logging
 import time
 import typing as t
 
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from typing_extensions import override
 
 from tap_coupa import rawjson
@@ -54,8 +55,13 @@ class CollectionStream(CoupaStream):
 
     def _scan(self, progress: Progress | None, on_page: t.Callable[[Page], None] | None) -> IdScan:
         """The scan this sync needs: resumed from ``progress``, or from the bookmark."""
-        state = StreamState(self.get_context_state(None), self.replication_key)
-        since = progress.since if progress else state.since(self.resources.settings.start_date)
+        settings = self.resources.settings
+        state = self._state(None)
+        since = (
+            progress.since
+            if progress
+            else state.since(settings.start_date, settings.lookback(self.name))
+        )
         required = ["id", *([self.replication_key] if self.replication_key else [])]
         params = self.resources.params(self.name, required)
         if since is not None and self.replication_key:
@@ -70,16 +76,20 @@ class CollectionStream(CoupaStream):
             on_page=on_page,
         )
 
+    def _state(self, context: Context | None) -> StreamState:
+        """The stream's state; a stream forced to FULL_TABLE has no replication key."""
+        key = None if self.replication_method == REPLICATION_FULL_TABLE else self.replication_key
+        return StreamState(self.get_context_state(context), key)
+
     def prefetch(self) -> None:
         """Request the first page now: many small streams then cost no round trip each."""
         if self._source is None or self._source.ready is None:
-            state = StreamState(self.get_context_state(None), self.replication_key)
-            self._scan(state.progress, None).prefetch()
+            self._scan(self._state(None).progress, None).prefetch()
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Record]:
         """Scan the collection, checkpointing ``progress`` and ending with the bookmark."""
-        state = StreamState(self.get_context_state(context), self.replication_key)
+        state = self._state(context)
         self.prepare_children()
         self.resources.freeze_heap()
         self.resources.prefetch_after(self)

@@ -47,8 +47,11 @@ class SyncResources:
         *,
         scopes: Callable[[], Sequence[str]],
         sync_order: Callable[[], Sequence[Prefetchable]],
+        full_table: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
+        #: Streams the input catalog forces to FULL_TABLE.
+        self.full_table = full_table
         #: The read scopes the selected streams need (asked when a token is minted).
         self._scopes = scopes
         #: The selected top-level streams, in the order the SDK syncs them.

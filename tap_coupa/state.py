@@ -70,7 +70,11 @@ class Progress:
 
 
 class StreamState:
-    """One stream's state dict (the SDK's ``stream_state``), read and written by rule."""
+    """One stream's state dict (the SDK's ``stream_state``), read and written by rule.
+
+    ``replication_key`` is None for a stream synced in full (no key, or FULL_TABLE
+    forced by the catalog): it filters nothing and keeps no bookmark.
+    """
 
     def __init__(self, state: MutableMapping[str, t.Any], replication_key: str | None) -> None:
         self._state = state
@@ -89,11 +93,22 @@ class StreamState:
             return None
         return parse_instant(str(value))
 
-    def since(self, start_date: pendulum.DateTime | None) -> str | None:
-        """The filter start of a new scan: the later of the bookmark and ``start_date``."""
+    def since(
+        self, start_date: pendulum.DateTime | None, lookback: pendulum.Duration
+    ) -> str | None:
+        """The filter start of a new scan: the later of bookmark - lookback and ``start_date``.
+
+        The lookback re-reads records whose change surfaced after the bookmark passed
+        them (a late commit, a derived field Coupa updates without bumping them).
+        """
         if not self.replication_key:
             return None
-        candidates = [when for when in (self.bookmark(), start_date) if when is not None]
+        bookmark = self.bookmark()
+        candidates = [
+            when
+            for when in (None if bookmark is None else bookmark - lookback, start_date)
+            if when is not None
+        ]
         return max(candidates).in_timezone("UTC").isoformat() if candidates else None
 
     def save_progress(self, progress: Progress) -> None:
@@ -116,7 +131,10 @@ class StreamState:
         Returns whether the state changed.
         """
         changed = self._state.pop(PROGRESS, None) is not None
-        if not self.replication_key or latest is None:
+        if not self.replication_key:  # FULL_TABLE keeps no bookmark
+            dropped = [self._state.pop(key, None) for key in (BOOKMARK_KEY, BOOKMARK_VALUE)]
+            return changed or any(value is not None for value in dropped)
+        if latest is None:
             return changed
         value = latest if started_at is None else min(latest, started_at - margin)
         self._state[BOOKMARK_KEY] = self.replication_key

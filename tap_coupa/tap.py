@@ -8,12 +8,13 @@ import logging
 import sys
 import typing as t
 from functools import cached_property
+from pathlib import Path, PurePath
 
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
-from tap_coupa.catalog import check_catalog
+from tap_coupa.catalog import check_catalog, full_table_streams
 from tap_coupa.collection import CollectionStream
 from tap_coupa.discovery import discover_custom_fields
 from tap_coupa.errors import CoupaError
@@ -35,6 +36,11 @@ class TapCoupa(Tap):
     config_jsonschema = SETTINGS_SCHEMA
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        catalog = kwargs.get("catalog")
+        if isinstance(catalog, (str, PurePath)):
+            catalog = json.loads(Path(catalog).read_text())
+        #: Streams the input catalog forces to FULL_TABLE (see ``full_table_streams``).
+        self._full_table = full_table_streams(catalog) if isinstance(catalog, dict) else frozenset()
         super().__init__(*args, **kwargs)
         # httpx logs every request at INFO; the per-stream summaries say what matters.
         for noisy in ("httpx", "httpcore"):
@@ -74,7 +80,12 @@ class TapCoupa(Tap):
     @cached_property
     def resources(self) -> SyncResources:
         """What every stream of this run shares (built piece by piece on first use)."""
-        return SyncResources(self.settings, scopes=self._scopes, sync_order=self._sync_order)
+        return SyncResources(
+            self.settings,
+            scopes=self._scopes,
+            sync_order=self._sync_order,
+            full_table=self._full_table,
+        )
 
     def _scopes(self) -> list[str]:
         """The read scopes of the selected streams."""

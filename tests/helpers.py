@@ -108,12 +108,24 @@ def catalog_for(tmp_path: Path, config_path: Path, streams: t.Collection[str]) -
     return path
 
 
+def add_root_metadata(path: Path, metadata: dict[str, dict[str, t.Any]]) -> None:
+    """Add stream-level metadata to a catalog file, as Meltano's ``metadata:`` extra does."""
+    catalog = json.loads(path.read_text())
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"].update(metadata.get(entry["tap_stream_id"], {}))
+    path.write_text(json.dumps(catalog))
+
+
 class TapRunner:
     """Runs ``tap-coupa`` as a subprocess, as Meltano would."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self._catalogs: dict[tuple[str, ...], Path] = {}
+        #: Stream-level catalog metadata to add, e.g. {"suppliers": {"replication-method": ...}}.
+        self.root_metadata: dict[str, dict[str, t.Any]] = {}
 
     def files(
         self, config: dict[str, t.Any], streams: t.Collection[str], state: dict[str, t.Any] | None
@@ -123,6 +135,8 @@ class TapRunner:
         key = tuple(sorted(streams))
         if key not in self._catalogs:
             self._catalogs[key] = catalog_for(self.tmp_path, config_path, streams)
+            if self.root_metadata:
+                add_root_metadata(self._catalogs[key], self.root_metadata)
         args = ["--config", str(config_path), "--catalog", str(self._catalogs[key])]
         if state is not None:
             state_path = self.tmp_path / "state.json"

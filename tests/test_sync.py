@@ -112,3 +112,59 @@ def test_full_table_stream_without_replication_key(sandbox: Sandbox, tap: TapRun
     out = tap.run(tap_config(sandbox), ["currencies"])
     assert out.ids("currencies") == {r["id"] for r in sandbox.records("currencies")}
     assert "replication_key_value" not in out.state["bookmarks"].get("currencies", {})
+
+
+@pytest.mark.parametrize("key", ["forced-replication-method", "replication-method"])
+def test_full_table_forced_by_the_catalog_ignores_and_drops_the_bookmark(
+    sandbox: Sandbox, tap: TapRunner, key: str
+) -> None:
+    """The SDK's spelling and Meltano's ``metadata:`` spelling both force a full sync."""
+    future = {"replication_key": "updated-at", "replication_key_value": "2999-01-01T00:00:00Z"}
+    state = {"bookmarks": {"suppliers": future, "users": future}}
+    tap.root_metadata = {"suppliers": {key: "FULL_TABLE"}}
+    out = tap.run(tap_config(sandbox), ["suppliers", "users"], state)
+    assert out.ids("suppliers") == {r["id"] for r in sandbox.records("suppliers")}
+    assert len(out.ids("suppliers")) >= 30
+    assert "replication_key_value" not in out.state["bookmarks"]["suppliers"], "no bookmark kept"
+    # The stream next to it stays incremental: its future bookmark still holds.
+    assert not out.records["users"]
+    assert out.state["bookmarks"]["users"]["replication_key_value"] == "2999-01-01T00:00:00Z"
+
+
+def test_a_forced_method_the_tap_does_not_know_is_one_clear_error(
+    sandbox: Sandbox, tap: TapRunner
+) -> None:
+    tap.root_metadata = {"suppliers": {"replication-method": "LOG_BASED"}}
+    out = tap.run(tap_config(sandbox), ["suppliers"], check=False)
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1
+    assert "LOG_BASED" in errors[0]
+    assert "FULL_TABLE" in errors[0]
+
+
+@pytest.mark.parametrize("where", ["global", "stream"])
+def test_lookback_rereads_records_updated_before_the_bookmark(
+    sandbox: Sandbox, tap: TapRunner, where: str
+) -> None:
+    records = sandbox.records("invoices")
+    instants = sorted(instant(r["updated-at"]) for r in records)
+    bookmark = instants[len(instants) * 3 // 4]
+    lookback = pendulum.duration(days=30)
+    state = {
+        "bookmarks": {
+            "invoices": {"replication_key": "updated-at", "replication_key_value": str(bookmark)}
+        }
+    }
+    setting = (
+        {"lookback_window": "P30D"}
+        if where == "global"
+        else {"stream_options": {"invoices": {"lookback_window": "P30D"}}}
+    )
+    out = tap.run(tap_config(sandbox, **setting), ["invoices"], state)
+    expected = {r["id"] for r in records if instant(r["updated-at"]) >= bookmark - lookback}
+    late = {r["id"] for r in records if bookmark - lookback <= instant(r["updated-at"]) < bookmark}
+    assert late, "some records lie inside the window, before the bookmark"
+    assert out.ids("invoices") == expected
+    # The bookmark rules are unchanged: it still ends at the latest record read.
+    assert instant(out.state["bookmarks"]["invoices"]["replication_key_value"]) == instants[-1]
