@@ -79,9 +79,10 @@ def test_every_stream_loads_with_matching_row_counts(
 
 
 def meltano() -> str:
+    """Meltano from MELTANO_BIN (`make pytest` sets it) or PATH; missing, the test fails."""
     found = os.environ.get("MELTANO_BIN") or shutil.which("meltano")
     if not found:
-        pytest.skip("Meltano is not installed (make pytest installs it)")
+        pytest.fail("Meltano is not installed: run `make pytest`, or set MELTANO_BIN")
     return found
 
 
