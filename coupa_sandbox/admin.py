@@ -10,6 +10,7 @@ and to switch faults and live mutations while a sync runs.
 ``GET  /_sandbox/faults``              current fault config and injection counts
 ``POST /_sandbox/faults``              install a fault config (``{}`` clears)
 ``POST /_sandbox/mutate``              ``{"stream": s, "update": n, "insert": n, "delete": n}``
+                                      (and ``"delete_ids": [...]`` to delete chosen records)
 ``GET  /_sandbox/background``          current background mutation rules
 ``POST /_sandbox/background``          ``{"stream": s, "every_requests": k, …}`` (``{}`` stops)
 ``POST /_sandbox/reset``               regenerate all data from the seed
@@ -91,6 +92,7 @@ class AdminApi:
                     update=int(payload.get("update", 0)),
                     insert=int(payload.get("insert", 0)),
                     delete=int(payload.get("delete", 0)),
+                    delete_ids=[int(i) for i in payload.get("delete_ids", [])],
                 )
                 return json_response(200, result)
             if route == "background":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -114,10 +114,17 @@ class Sandbox:
         return self.state.store.counts_now()
 
     def mutate(
-        self, stream: str, update: int = 0, insert: int = 0, delete: int = 0
+        self,
+        stream: str,
+        update: int = 0,
+        insert: int = 0,
+        delete: int = 0,
+        delete_ids: Sequence[int] = (),
     ) -> dict[str, list[int]]:
-        """Update/insert/delete records now; returns the affected ids."""
-        return self.state.store.mutate(stream, update=update, insert=insert, delete=delete)
+        """Update/insert/delete records now (and delete ``delete_ids``); returns the ids."""
+        return self.state.store.mutate(
+            stream, update=update, insert=insert, delete=delete, delete_ids=delete_ids
+        )
 
     def set_background(
         self, rules: Mapping[str, Any] | list[Mapping[str, Any]] | None = None, **rule: Any

@@ -290,12 +290,18 @@ class Store:
         return rng
 
     def mutate(
-        self, name: str, update: int = 0, insert: int = 0, delete: int = 0
+        self,
+        name: str,
+        update: int = 0,
+        insert: int = 0,
+        delete: int = 0,
+        delete_ids: Iterable[int] = (),
     ) -> dict[str, list[int]]:
         """Update, insert and delete records of a top-level stream; returns affected ids.
 
         Updated and inserted records get ``updated-at`` = now (instance zone, whole
-        seconds), like a user editing them in Coupa during a sync.
+        seconds), like a user editing them in Coupa during a sync. ``delete_ids`` are
+        deleted too (those that exist), as a user deleting chosen records would.
         """
         data = self._data(name)
         rng = self._rng(name)
@@ -316,7 +322,10 @@ class Store:
                 data.max_id = record_id
                 result["inserted"].append(record_id)
             remaining = [i for i in data.rows if i not in result["inserted"]]
-            for record_id in rng.sample(remaining, min(max(0, delete), len(remaining))):
+            chosen = [i for i in delete_ids if i in data.rows]
+            for record_id in chosen + rng.sample(remaining, min(max(0, delete), len(remaining))):
+                if record_id not in data.rows:
+                    continue
                 del data.rows[record_id]
                 data.cache.pop(record_id, None)
                 result["deleted"].append(record_id)

@@ -11,18 +11,21 @@ import logging
 import time
 import typing as t
 
+import pendulum
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from typing_extensions import override
 
 from tap_coupa import rawjson
 from tap_coupa.client import CoupaStream
+from tap_coupa.deletes import DeleteCheck, deleted_record
 from tap_coupa.engine import IdScan, PageSource
+from tap_coupa.idruns import IdRuns
 from tap_coupa.instants import InstantMax
 from tap_coupa.query import query_key
 from tap_coupa.state import Progress, ScanClock, StreamState
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
@@ -41,17 +44,19 @@ class CollectionStream(CoupaStream):
 
     def _page_source(self) -> PageSource:
         if self._source is None:
-            resources = self.resources
-            self._source = PageSource(
-                resources.http,
-                resources.executor,
-                stream=self.name,
-                path=self.path,
-                scope=self.scope,
-                transform=rawjson.decode_ids,
-                raw=self.raw_json,
-            )
+            self._source = self._new_source(raw=self.raw_json)
         return self._source
+
+    def _new_source(self, *, raw: bool) -> PageSource:
+        return PageSource(
+            self.resources.http,
+            self.resources.executor,
+            stream=self.name,
+            path=self.path,
+            scope=self.scope,
+            transform=rawjson.decode_ids,
+            raw=raw,
+        )
 
     def _scan(self, progress: Progress | None, on_page: t.Callable[[Page], None] | None) -> IdScan:
         """The scan this sync needs: resumed from ``progress``, or from the bookmark."""
@@ -77,9 +82,12 @@ class CollectionStream(CoupaStream):
         )
 
     def _state(self, context: Context | None) -> StreamState:
-        """The stream's state; a stream forced to FULL_TABLE has no replication key."""
-        key = None if self.replication_method == REPLICATION_FULL_TABLE else self.replication_key
-        return StreamState(self.get_context_state(context), key)
+        """The stream's state, read and written by the rules of its replication method."""
+        return StreamState(
+            self.get_context_state(context),
+            self.replication_key,
+            full_table=self.replication_method == REPLICATION_FULL_TABLE,
+        )
 
     def prefetch(self) -> None:
         """Request the first page now: many small streams then cost no round trip each."""
@@ -105,6 +113,8 @@ class CollectionStream(CoupaStream):
         scan = self._scan(progress, on_page)
         if scan.base_id is not None:
             self.logger.info("Resuming %r after id %s.", self.name, scan.base_id)
+        deletes = self.resources.settings.detects_deletes(self.name)
+        scanned = IdRuns()
         latest = InstantMax()
         key = self.replication_key
         shape = self.shaper.shape
@@ -116,6 +126,8 @@ class CollectionStream(CoupaStream):
             shape(record)
             if key:
                 latest.observe(record.get(key))
+            if deletes:
+                scanned.append(record["id"])
             yield record
             count += 1
             if count % CHECKPOINT_RECORDS == 0 or time.monotonic() >= checkpoint_at:
@@ -130,6 +142,32 @@ class CollectionStream(CoupaStream):
             self.state_manager.is_flushed = False
         self._log_progress(scan.source, count, started, cpu_started, done=True)
         self.log_children()
+        if deletes:
+            yield from self._deletions(state, scanned)
+
+    def _deletions(self, state: StreamState, scanned: IdRuns) -> Iterator[Record]:
+        """Records for the ids gone since the last listing, when a listing is due."""
+        check = state.deletes
+        check.add_scanned(scanned)
+        self.state_manager.is_flushed = False
+        if not check.due(pendulum.now("UTC"), self.resources.settings.delete_check_interval):
+            return
+        self._checkpoint()  # the bookmark first: a listing killed later resumes on its own
+        found = DeleteCheck(self.name, check, self._listing, self._checkpoint)
+        when = pendulum.now("UTC").isoformat()
+        for record_id in found.deleted_ids():
+            yield deleted_record(record_id, when)
+        self.state_manager.is_flushed = False
+
+    def _listing(self, after_id: int | None) -> IdScan:
+        """A scan of the stream's ids only, resuming after ``after_id``."""
+        return IdScan(
+            self._new_source(raw=True),
+            self.get_new_paginator(),
+            params=self.resources.listing_params(self.name, self.replication_key),
+            max_in_flight=self.resources.settings.max_concurrency,
+            after_id=after_id,
+        )
 
     def _checkpoint(self) -> None:
         """Emit STATE now (the SDK only does so every 10,000 records)."""

@@ -49,5 +49,16 @@ def stream_params(options: Mapping[str, t.Any], required: Sequence[str]) -> list
     return params
 
 
+def listing_params(
+    options: Mapping[str, t.Any], key: str | None, since: str | None
+) -> list[tuple[str, str]]:
+    """A listing of ids: the stream's filters, ``since`` on ``key``, only the id field."""
+    params: list[tuple[str, str]] = list((options.get("filters") or {}).items())
+    if key and since:
+        params.append((f"{query_key(key)}[gt_or_eq]", since))
+    params.append(("fields", json.dumps(["id"])))
+    return params
+
+
 def _names(fields: list[t.Any]) -> list[str]:
     return [item for item in fields if isinstance(item, str)]

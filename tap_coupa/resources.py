@@ -19,11 +19,11 @@ from tap_coupa import __version__
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
 from tap_coupa.errors import CoupaConfigError
 from tap_coupa.http import CoupaHTTP
-from tap_coupa.query import stream_params
+from tap_coupa.query import listing_params, stream_params
 from tap_coupa.ratelimit import RateLimiter
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from tap_coupa.settings import Settings
 
@@ -114,7 +114,16 @@ class SyncResources:
 
     def params(self, stream: str, required: Sequence[str]) -> list[tuple[str, str]]:
         """The stream's query parameters from ``stream_options``."""
-        return stream_params(self.settings.stream_options.get(stream) or {}, required)
+        return stream_params(self._options(stream), required)
+
+    def listing_params(self, stream: str, key: str | None) -> list[tuple[str, str]]:
+        """The query listing the stream's ids: its filters and ``start_date``, ids only."""
+        start = self.settings.start_date
+        since = start.in_timezone("UTC").isoformat() if start else None
+        return listing_params(self._options(stream), key, since)
+
+    def _options(self, stream: str) -> Mapping[str, t.Any]:
+        return self.settings.stream_options.get(stream) or {}
 
     def freeze_heap(self) -> None:
         """Exempt the startup heap from garbage collection, once, before records flow.

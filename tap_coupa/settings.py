@@ -108,6 +108,24 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "detect_deletes",
+        th.ArrayType(th.StringType()),
+        description=(
+            'Streams whose deleted records are reported (["*"]: every selected top-level '
+            "stream): each sync lists their ids (one request per 50 records) and emits "
+            "a record with _sdc_deleted_at for every id gone since the last listing."
+        ),
+    ),
+    th.Property(
+        "delete_check_interval",
+        th.StringType(),
+        default="PT0S",
+        description=(
+            "ISO-8601 duration: list ids for detect_deletes at most this often (e.g. "
+            "P1D); default every sync."
+        ),
+    ),
+    th.Property(
         "page_size",
         th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
         default=MAX_PAGE_SIZE,
@@ -205,6 +223,9 @@ class Settings:
     start_date: pendulum.DateTime | None
     bookmark_safety_margin: pendulum.Duration
     lookback_window: pendulum.Duration
+    #: Streams whose deletes are detected ("*": every top-level stream).
+    detect_deletes: frozenset[str]
+    delete_check_interval: pendulum.Duration
     #: Per-stream lookback windows from ``stream_options``.
     lookbacks: Mapping[str, pendulum.Duration]
     page_size: int
@@ -224,8 +245,13 @@ class Settings:
     scopes: tuple[str, ...] | None
 
     @classmethod
-    def parse(cls, config: Mapping[str, t.Any], streams: Collection[str]) -> Settings:
-        """Check ``config`` (one clear error per problem) and apply the defaults."""
+    def parse(
+        cls, config: Mapping[str, t.Any], streams: Collection[str], collections: Collection[str]
+    ) -> Settings:
+        """Check ``config`` (one clear error per problem) and apply the defaults.
+
+        ``streams`` are every stream's name, ``collections`` the top-level ones.
+        """
         value = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
         base_url = str(value["base_url"]).strip()
         origin = _origin(base_url, allow_http=bool(value["allow_http"]))
@@ -247,6 +273,10 @@ class Settings:
                 "bookmark_safety_margin", value["bookmark_safety_margin"]
             ),
             lookback_window=_duration("lookback_window", value["lookback_window"]),
+            detect_deletes=_detect_deletes(value.get("detect_deletes"), collections),
+            delete_check_interval=_duration(
+                "delete_check_interval", value["delete_check_interval"]
+            ),
             lookbacks={
                 stream: _duration(
                     f"stream_options.{stream}.lookback_window", option["lookback_window"]
@@ -270,6 +300,10 @@ class Settings:
             api_key=_text(value.get("api_key")),
             scopes=_scopes(value.get("scopes")),
         )
+
+    def detects_deletes(self, stream: str) -> bool:
+        """Whether the stream's deletes are detected (top-level streams only)."""
+        return stream in self.detect_deletes or "*" in self.detect_deletes
 
     def lookback(self, stream: str) -> pendulum.Duration:
         """The stream's lookback window (its own, or the global one)."""
@@ -319,6 +353,19 @@ def _start_date(value: object) -> pendulum.DateTime | None:
     except ValueError:
         msg = f"start_date {value!r} is not an ISO-8601 date-time; use e.g. 2024-01-01T00:00:00Z."
         raise CoupaConfigError(msg) from None
+
+
+def _detect_deletes(value: object, collections: Collection[str]) -> frozenset[str]:
+    if isinstance(value, str):  # one name, as an environment variable may give it
+        value = [value]
+    names = frozenset(str(name) for name in t.cast("list[object]", value or []))
+    if unknown := sorted(names - {"*", *collections}):
+        msg = (
+            f"detect_deletes names {unknown[:5]}, not top-level streams; use names from "
+            '--discover (child streams are not checked: see the README), or ["*"].'
+        )
+        raise CoupaConfigError(msg)
+    return names
 
 
 def _check_fields(stream: str, fields: object) -> None:

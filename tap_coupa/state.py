@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import pendulum
 
 from tap_coupa.errors import CoupaConfigError
+from tap_coupa.idruns import IdRuns
 from tap_coupa.instants import is_instant, parse_instant
 
 if t.TYPE_CHECKING:
@@ -33,6 +34,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Collection, Mapping, MutableMapping
 
 BOOKMARK_KEY = "replication_key"
+DELETES = "deletes"
 BOOKMARK_VALUE = "replication_key_value"
 PROGRESS = "progress"
 
@@ -72,13 +74,20 @@ class Progress:
 class StreamState:
     """One stream's state dict (the SDK's ``stream_state``), read and written by rule.
 
-    ``replication_key`` is None for a stream synced in full (no key, or FULL_TABLE
-    forced by the catalog): it filters nothing and keeps no bookmark.
+    A stream without a replication key, or forced to FULL_TABLE by the catalog
+    (``full_table``), reads everything since ``start_date`` and keeps no bookmark.
     """
 
-    def __init__(self, state: MutableMapping[str, t.Any], replication_key: str | None) -> None:
+    def __init__(
+        self,
+        state: MutableMapping[str, t.Any],
+        replication_key: str | None,
+        *,
+        full_table: bool = False,
+    ) -> None:
         self._state = state
         self.replication_key = replication_key
+        self.full_table = full_table or not replication_key
 
     @property
     def progress(self) -> Progress | None:
@@ -103,7 +112,7 @@ class StreamState:
         """
         if not self.replication_key:
             return None
-        bookmark = self.bookmark()
+        bookmark = None if self.full_table else self.bookmark()
         candidates = [
             when
             for when in (None if bookmark is None else bookmark - lookback, start_date)
@@ -131,7 +140,7 @@ class StreamState:
         Returns whether the state changed.
         """
         changed = self._state.pop(PROGRESS, None) is not None
-        if not self.replication_key:  # FULL_TABLE keeps no bookmark
+        if self.full_table:  # keeps no bookmark
             dropped = [self._state.pop(key, None) for key in (BOOKMARK_KEY, BOOKMARK_VALUE)]
             return changed or any(value is not None for value in dropped)
         if latest is None:
@@ -152,7 +161,108 @@ class StreamState:
                 Progress.parse(progress)
             except ValueError as exc:
                 return f"has a progress entry that {exc} ({progress!r})"
+        if (deletes := entry.get(DELETES)) is not None:
+            try:
+                DeleteState.parse(deletes)
+            except ValueError as exc:
+                return f"has a deletes entry that {exc}"
         return None
+
+    @property
+    def deletes(self) -> DeleteState:
+        """The delete check's part of the state."""
+        return DeleteState(self._state.setdefault(DELETES, {}))
+
+
+class DeleteState:
+    """The ``deletes`` entry of a stream's state, for delete detection (``deletes.py``).
+
+    ``listed``: every id the last complete listing saw (absent before the first);
+    ``scanned``: ids the stream's scans emitted since that listing began (and before
+    the next one began); ``checked_at``: when that listing began; ``listing``: an
+    interrupted listing (``after_id``, the ``ids`` it had seen, the ids scanned since
+    it began), which the next sync resumes. Id sets are ``IdRuns``.
+    """
+
+    def __init__(self, entry: MutableMapping[str, t.Any]) -> None:
+        self._entry = entry
+
+    @staticmethod
+    def parse(entry: object) -> None:
+        """Check a ``deletes`` entry; ValueError names what is wrong with it."""
+        if not isinstance(entry, dict):
+            msg = "is not an object"
+            raise ValueError(msg)
+        for name in ("listed", "scanned"):
+            if name in entry:
+                try:
+                    IdRuns.from_state(entry[name])
+                except ValueError as exc:
+                    msg = f"has {name} that {exc}"
+                    raise ValueError(msg) from None
+        if "checked_at" in entry and not is_instant(entry["checked_at"]):
+            msg = f"has checked_at {entry['checked_at']!r}, not an ISO-8601 date-time"
+            raise ValueError(msg)
+        listing = entry.get("listing")
+        if listing is not None:
+            if not (
+                isinstance(listing, dict)
+                and isinstance(listing.get("after_id"), int)
+                and is_instant(listing.get("started_at"))
+            ):
+                msg = f"has a listing {listing!r} without after_id and started_at"
+                raise ValueError(msg)
+            IdRuns.from_state(listing.get("ids"))
+            IdRuns.from_state(listing.get("scanned", []))
+
+    @property
+    def listed(self) -> IdRuns | None:
+        """The ids of the last complete listing, or None before the first."""
+        flat = self._entry.get("listed")
+        return None if flat is None else IdRuns.from_state(flat)
+
+    @property
+    def scanned(self) -> IdRuns:
+        """Ids emitted by scans since the last listing began."""
+        return IdRuns.from_state(self._entry.get("scanned", []))
+
+    def add_scanned(self, ids: IdRuns) -> None:
+        """Remember ids a scan emitted: a later listing that no longer sees one reports it.
+
+        Only ids emitted before a listing began may be compared with it: a record that
+        enters the filter after the listing passed its id would look deleted. So while
+        a listing is interrupted, what scans emit waits for the listing after it.
+        """
+        if not len(ids) or self.listed is None:
+            return
+        holder = self._entry.get("listing") or self._entry
+        holder["scanned"] = (IdRuns.from_state(holder.get("scanned", [])) | ids).to_state()
+
+    def due(self, now: pendulum.DateTime, interval: pendulum.Duration) -> bool:
+        """Whether a listing should run: the first, a resumed one, or one due by interval."""
+        checked = self._entry.get("checked_at")
+        return (
+            checked is None or "listing" in self._entry or now - parse_instant(checked) >= interval
+        )
+
+    def resume(self) -> tuple[int | None, IdRuns, str | None]:
+        """An interrupted listing's last id, the ids it saw, and its start (or a fresh one)."""
+        listing = self._entry.get("listing")
+        if not listing:
+            return None, IdRuns(), None
+        return listing["after_id"], IdRuns.from_state(listing["ids"]), listing["started_at"]
+
+    def save_listing(self, after_id: int, seen: IdRuns, started_at: str) -> None:
+        """Checkpoint a running listing."""
+        listing = self._entry.setdefault("listing", {})
+        listing.update(after_id=after_id, ids=seen.to_state(), started_at=started_at)
+
+    def finish_listing(self, seen: IdRuns, started_at: str) -> None:
+        """The listing is the new baseline; ids scanned while it ran wait for the next."""
+        listing = self._entry.pop("listing", None) or {}
+        self._entry["listed"] = seen.to_state()
+        self._entry["checked_at"] = started_at
+        self._entry["scanned"] = listing.get("scanned", [])
 
 
 def state_file_problem(value: object) -> str | None:

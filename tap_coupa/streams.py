@@ -16,6 +16,7 @@ from importlib import resources
 from tap_coupa.children import ChildStream
 from tap_coupa.collection import CollectionStream
 from tap_coupa.decimals import decimals_as_strings
+from tap_coupa.deletes import DELETED_AT, DELETED_AT_SCHEMA
 from tap_coupa.shape import EXTRA_FIELDS
 
 if t.TYPE_CHECKING:
@@ -49,10 +50,17 @@ def registry() -> dict[str, StreamSpec]:
     return {name: specs[name] for name in sorted(specs, key=lambda n: (depth(n), n))}
 
 
-def load_schema(name: str, *, decimal_strings: bool = False) -> dict[str, t.Any]:
-    """A stream's schema plus the catch-all for properties R39 does not know."""
+def load_schema(
+    name: str, *, decimal_strings: bool = False, deletes: bool = False
+) -> dict[str, t.Any]:
+    """A stream's schema plus the catch-all for properties R39 does not know.
+
+    ``deletes`` declares ``_sdc_deleted_at``, which reported deletions carry.
+    """
     schema: dict[str, t.Any] = json.loads((SCHEMAS / f"{name}.json").read_text())
     schema["properties"][EXTRA_FIELDS] = {"type": ["object", "null"]}
+    if deletes:
+        schema["properties"][DELETED_AT] = dict(DELETED_AT_SCHEMA)
     if decimal_strings:
         decimals_as_strings(schema)
     return schema
@@ -61,7 +69,7 @@ def load_schema(name: str, *, decimal_strings: bool = False) -> dict[str, t.Any]
 @cache
 def property_names(name: str) -> frozenset[str]:
     """The top-level properties a stream's records may carry."""
-    return frozenset(load_schema(name)["properties"])
+    return frozenset(load_schema(name, deletes=True)["properties"])
 
 
 def _class_name(name: str) -> str:

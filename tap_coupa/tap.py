@@ -75,7 +75,9 @@ class TapCoupa(Tap):
     @cached_property
     def settings(self) -> Settings:
         """The configuration, checked, typed and with its defaults."""
-        return Settings.parse(self.config, registry())
+        specs = registry()
+        collections = [name for name, spec in specs.items() if not spec["parent"]]
+        return Settings.parse(self.config, specs, collections)
 
     @cached_property
     def resources(self) -> SyncResources:
@@ -106,12 +108,20 @@ class TapCoupa(Tap):
         ``discover_custom_fields`` a discovery also types each stream's custom fields
         from a page of live records.
         """
-        decimal_strings = self.settings.decimal_strings
+        settings = self.settings
         streams = [
-            cls(self, load_schema(name, decimal_strings=decimal_strings), self.resources)
+            cls(
+                self,
+                load_schema(
+                    name,
+                    decimal_strings=settings.decimal_strings,
+                    deletes=issubclass(cls, CollectionStream) and settings.detects_deletes(name),
+                ),
+                self.resources,
+            )
             for name, cls in stream_types().items()
         ]
-        if self.settings.discover_custom_fields and self.input_catalog is None:
+        if settings.discover_custom_fields and self.input_catalog is None:
             discover_custom_fields(streams, self.resources)
         return streams
 

@@ -1,0 +1,155 @@
+"""Delete detection: every deleted record reported once, no live record ever reported."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import typing as t
+
+import pendulum
+import pytest
+
+from coupa_sandbox import Sandbox, SandboxConfig
+from tap_coupa.idruns import IdRuns
+from tests.helpers import Output, TapRunner, parse_output, tap_config
+
+pytestmark = pytest.mark.sandbox
+
+DELETED_AT = "_sdc_deleted_at"
+
+
+def reported(out: Output, stream: str) -> list[int]:
+    """Ids the run reported deleted (a list: a repeat would show)."""
+    return [r["id"] for r in out.records.get(stream, []) if r.get(DELETED_AT)]
+
+
+def live_ids(sb: Sandbox, stream: str) -> set[int]:
+    return {r["id"] for r in sb.records(stream)}
+
+
+def test_deletes_between_syncs_are_reported_once(fresh_sandbox: Sandbox, tap: TapRunner) -> None:
+    streams = ["suppliers", "invoices"]
+    config = tap_config(fresh_sandbox, detect_deletes=streams)
+    first = tap.run(config, streams)
+    for stream in streams:
+        assert not reported(first, stream), "the first listing only records the baseline"
+        declared = first.schemas[stream]["schema"]["properties"][DELETED_AT]
+        assert declared == {"type": ["string", "null"], "format": "date-time"}
+    deleted = {
+        s: set(fresh_sandbox.mutate(s, delete=3, insert=2, update=2)["deleted"]) for s in streams
+    }
+    second = tap.run(config, streams, first.state)
+    for stream in streams:
+        assert len(deleted[stream]) == 3
+        assert sorted(reported(second, stream)) == sorted(deleted[stream])
+        gone = [r for r in second.records[stream] if r.get(DELETED_AT)]
+        assert all(set(r) == {"id", DELETED_AT} for r in gone)
+    third = tap.run(config, streams, second.state)
+    assert not any(reported(third, s) for s in streams), "a deletion is reported once"
+    log = [line for line in second.stderr.splitlines() if "delete check listed" in line]
+    assert len(log) == 2
+    assert all("3 deleted" in line and "requests" in line for line in log), log
+
+
+def test_changes_during_the_listing_never_report_a_live_record(
+    fresh_sandbox: Sandbox, tap: TapRunner
+) -> None:
+    stream = "invoices"
+    config = tap_config(fresh_sandbox, detect_deletes=[stream], page_size=5, max_concurrency=4)
+    first = tap.run(config, [stream])
+    emitted = first.ids(stream)
+    before = live_ids(fresh_sandbox, stream)
+    fresh_sandbox.set_background(stream=stream, every_requests=2, insert=1, delete=1, update=1)
+    second = tap.run(config, [stream], first.state)
+    fresh_sandbox.set_background()
+    after = live_ids(fresh_sandbox, stream)
+    assert before - after, "records were deleted while the sync ran"
+    assert after - before, "records were inserted while the sync ran"
+    assert not set(reported(second, stream)) & after, "a live record was reported deleted"
+    emitted |= {r["id"] for r in second.records[stream] if not r.get(DELETED_AT)}
+    third = tap.run(config, [stream], second.state)
+    emitted |= {r["id"] for r in third.records[stream] if not r.get(DELETED_AT)}
+    every_report = reported(second, stream) + reported(third, stream)
+    assert len(every_report) == len(set(every_report)), "no deletion reported twice"
+    # Everything the tap ever emitted and that is gone now has been reported.
+    assert set(every_report) == emitted - live_ids(fresh_sandbox, stream)
+
+
+def run_until_listing_checkpoint(
+    tap: TapRunner, config: dict[str, t.Any], stream: str, state: dict[str, t.Any]
+) -> Output:
+    """Start a sync and kill it once it has checkpointed a listing in progress."""
+    lines = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "tap_coupa", *tap.files(config, [stream], state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            message = json.loads(line)
+            if message["type"] == "STATE":
+                deletes = message["value"]["bookmarks"][stream].get("deletes", {})
+                if "listing" in deletes:
+                    process.send_signal(signal.SIGKILL)
+                    break
+        process.wait(timeout=60)
+    return parse_output("".join(lines), returncode=process.returncode)
+
+
+def test_a_killed_listing_resumes_without_false_or_repeated_deletions(tap: TapRunner) -> None:
+    stream = "suppliers"
+    with Sandbox(
+        SandboxConfig(seed=2, records={stream: 8000}, cache_records=10000, rate_limit=None)
+    ) as sb:
+        config = tap_config(sb, detect_deletes=[stream], max_requests_per_second=60)
+        records = sb.records(stream)
+        # A baseline as a first sync leaves it, without extracting 8,000 records here.
+        first = {
+            "bookmarks": {
+                stream: {
+                    "replication_key": "updated-at",
+                    "replication_key_value": max(r["updated-at"] for r in records),
+                    "deletes": {
+                        "listed": IdRuns.of(r["id"] for r in records).to_state(),
+                        "checked_at": "2025-01-01T00:00:00+00:00",
+                    },
+                }
+            }
+        }
+        deleted = set(sb.mutate(stream, delete=40)["deleted"])
+        killed = run_until_listing_checkpoint(tap, config, stream, first)
+        assert killed.returncode == -signal.SIGKILL
+        assert not reported(killed, stream), "nothing is reported before the listing ends"
+        listing = killed.state["bookmarks"][stream]["deletes"]["listing"]
+        resumed = tap.run(config, [stream], killed.state)
+    assert f"Resuming '{stream}''s delete check after id {listing['after_id']}" in resumed.stderr
+    assert sorted(reported(resumed, stream)) == sorted(deleted)
+    assert "listing" not in resumed.state["bookmarks"][stream]["deletes"]
+
+
+def test_the_interval_skips_listings_and_remembers_what_was_emitted(
+    fresh_sandbox: Sandbox, tap: TapRunner
+) -> None:
+    stream = "suppliers"
+    config = tap_config(fresh_sandbox, detect_deletes=[stream], delete_check_interval="P1D")
+    first = tap.run(config, [stream])
+    inserted = fresh_sandbox.mutate(stream, insert=2)["inserted"]
+    second = tap.run(config, [stream], first.state)
+    assert set(inserted) <= second.ids(stream)
+    assert "delete check" not in second.stderr, "no listing within the interval"
+    # Records emitted between listings, deleted before the next: still reported.
+    deleted = set(fresh_sandbox.mutate(stream, delete=2, delete_ids=inserted)["deleted"])
+    assert set(inserted) < deleted
+    state = second.state
+    checked = pendulum.parse(state["bookmarks"][stream]["deletes"]["checked_at"])
+    assert isinstance(checked, pendulum.DateTime)
+    state["bookmarks"][stream]["deletes"]["checked_at"] = (
+        checked - pendulum.duration(days=2)
+    ).isoformat()
+    third = tap.run(config, [stream], state)
+    assert sorted(reported(third, stream)) == sorted(deleted)
