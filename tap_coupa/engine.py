@@ -317,7 +317,7 @@ class IdScan:
         launched = 0
         ends = _Ends()
         window = _Window(self.max_in_flight, functools.partial(self._probe, above))
-        if self.since is None and self.base_id is None:
+        if self.since is None and above is None:
             window.probe()  # a backfill is usually long: ask at once, not a round trip later
         index = 0
         previous_last: int | None = None
