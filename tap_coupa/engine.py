@@ -43,6 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import msgspec
 
+from tap_coupa.errors import CoupaAPIError
 from tap_coupa.http import Page, Params, RequestStats, logger, parse_records
 from tap_coupa.pagination import CoupaOffsetPaginator
 from tap_coupa.rawjson import Record
@@ -336,6 +337,7 @@ class IdScan:
                     launched += 1
                 page_params, future = pending.pop(index)
                 page = self.source.result(future, page_params)
+                self._check_above(page, above)
                 records = page.records
                 if previous_last is not None and (not records or records[0]["id"] > previous_last):
                     upper = records[0]["id"] if records else None
@@ -376,8 +378,23 @@ class IdScan:
             page = self.source.fetch(
                 self._params(offset=0, above=above, below=below), missing_ok=missing_ok
             )
+            self._check_above(page, above)
             yield from self._emit(page)
             if not self.paginator.has_more(page):
                 return
             above = page.records[-1]["id"]
             missing_ok = False
+
+    def _check_above(self, page: Page, above: int | None) -> None:
+        """Refuse a page asked for ids above ``above`` that holds one at or below it.
+
+        Every repair and end check rests on ``id[gt]``: a server that ignores it would
+        be asked for the same records again and again.
+        """
+        if above is not None and page.records and page.records[0]["id"] <= above:
+            msg = (
+                f"Stream {self.source.stream!r}: /api/{self.source.path} answered "
+                f"id[gt]={above} with id {page.records[0]['id']}; the tap needs Coupa's "
+                "id[gt]/id[lt] filters and order_by=id: check that base_url is a Coupa instance."
+            )
+            raise CoupaAPIError(msg)

@@ -18,7 +18,7 @@ import pytest
 from tap_coupa import http as http_module
 from tap_coupa.auth import CoupaAPIKeyAuthenticator
 from tap_coupa.engine import IdScan, PageSource
-from tap_coupa.errors import CoupaError
+from tap_coupa.errors import CoupaAPIError, CoupaError
 from tap_coupa.http import CoupaHTTP, Page
 from tap_coupa.pagination import CoupaOffsetPaginator
 from tap_coupa.ratelimit import RateLimiter
@@ -236,3 +236,11 @@ def test_a_404_on_the_first_page_is_a_missing_resource_not_a_failure() -> None:
     assert emitted(make_scan(coupa, seen=seen)) == []
     assert len(coupa.pages()) == 1, "not retried"
     assert "Not Found" in seen[0].not_found, "the answer is kept for the stream's warning"
+
+
+def test_a_server_that_ignores_id_gt_is_refused_not_read_forever() -> None:
+    coupa = Collection(range(1, 21))
+    coupa.before = lambda q: httpx.Response(200, json=[{"id": 1}, {"id": 2}, {"id": 3}])
+    with pytest.raises(CoupaAPIError, match=r"answered id\[gt\]=3 with id 1.*base_url"):
+        emitted(make_scan(coupa))
+    assert len(coupa.pages()) == 2
