@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=404,
         help="status for queries without results (Coupa: 404)",
     )
+    p.add_argument(
+        "--page-size",
+        type=int,
+        default=50,
+        help="most records served per page, whatever limit asks (Coupa: 50)",
+    )
     p.add_argument("--faults", type=_json_arg, default=None, help="fault JSON or @file")
     p.add_argument("--fault-seed", type=int, default=None)
     for flag in FAULT_FLAGS:
@@ -163,6 +169,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         latency_ms=args.latency_ms,
         bandwidth=args.bandwidth,
         empty_status=args.empty_status,
+        page_size=args.page_size,
         faults=faults,
         background=args.background,
         eager=args.eager,

@@ -9,6 +9,7 @@ and to switch faults and live mutations while a sync runs.
 ``GET  /_sandbox/records/<stream>``    every current record, full JSON, id order
 ``GET  /_sandbox/faults``              current fault config and injection counts
 ``POST /_sandbox/faults``              install a fault config (``{}`` clears)
+``POST /_sandbox/page-size``           ``{"page_size": n}``: at most n records a page, silently
 ``POST /_sandbox/mutate``              ``{"stream": s, "update": n, "insert": n, "delete": n}``
                                       (and ``"delete_ids": [...]`` to delete chosen records)
 ``GET  /_sandbox/background``          current background mutation rules
@@ -86,6 +87,9 @@ class AdminApi:
             if route == "faults":
                 state.set_faults(payload)
                 return json_response(200, state.faults.snapshot())
+            if route == "page-size":
+                state.set_page_size(int(payload["page_size"]))
+                return json_response(200, {"page_size": state.page_size})
             if route == "mutate":
                 result = state.store.mutate(
                     str(payload["stream"]),

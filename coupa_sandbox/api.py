@@ -138,9 +138,7 @@ class CoupaApi:
         custom_keys = self.state.store.custom_keys(stream.name)
         params = parse_qsl(query_string, keep_blank_values=True)
         try:
-            query = parse_query(
-                params, stream, custom_keys, self.state.clock, self.state.config.page_size
-            )
+            query = parse_query(params, stream, custom_keys, self.state.clock, self.state.page_size)
         except QueryError as exc:
             return error_response(400, exc.key, exc.message, as_json)
         if record_id is not None:

@@ -72,7 +72,9 @@ class SandboxConfig:
     profile: str = "fast"
     latency_ms: float | None = None  # overrides the profile
     bandwidth: float | None = None  # overrides the profile (bytes/s)
-    page_size: int = 50  # Coupa's default and maximum `limit`
+    # Coupa's default and maximum `limit`; lower, it mimics an endpoint that silently
+    # serves fewer records per page than `limit` asks (an SDK-free way to test a cap).
+    page_size: int = 50
     empty_status: int = 404  # Coupa answers a query without results with a 404
     faults: Mapping[str, Any] | FaultConfig | None = None  # see coupa_sandbox.faults
     background: Mapping[str, Any] | list[Mapping[str, Any]] | None = None

@@ -194,6 +194,10 @@ class Sandbox:
         self.state.latency_ms = latency_ms
         self.state.bandwidth = bandwidth
 
+    def set_page_size(self, page_size: int) -> None:
+        """Serve at most ``page_size`` records per page whatever ``limit`` asks (a cap)."""
+        self.state.set_page_size(page_size)
+
     def expire_tokens(self) -> None:
         """Invalidate every issued token."""
         self.state.tokens.expire_all()

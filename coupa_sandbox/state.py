@@ -115,6 +115,7 @@ class SandboxState:
         self.bucket: TokenBucket | None = None
         self.set_rate_limit(config.rate_limit, config.burst, config.retry_after)
         self.latency_ms = config.effective_latency_ms()
+        self.set_page_size(config.page_size)
         self.bandwidth = config.effective_bandwidth()
         self.stats = Stats()
         self.started = datetime.now().astimezone().isoformat()
@@ -128,6 +129,12 @@ class SandboxState:
         """Change (or, with ``rate=None``, disable) the token bucket."""
         self.bucket = TokenBucket(rate, burst) if rate else None
         self.retry_after = retry_after
+
+    def set_page_size(self, page_size: int) -> None:
+        """Serve at most ``page_size`` records per page, whatever ``limit`` asks."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        self.page_size = page_size
 
     def set_faults(self, faults: FaultConfig | Mapping[str, Any] | None) -> None:
         """Install a fault configuration; ``None``/``{}`` clears faults."""

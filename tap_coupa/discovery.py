@@ -52,7 +52,13 @@ def discover_custom_fields(streams: Sequence[CoupaStream], resources: SyncResour
     limit = [("limit", str(resources.settings.page_size))]
     futures = {
         stream: resources.executor.submit(
-            http.get, stream.path, limit, stream=stream.name, scope=stream.scope, stats=http.stats
+            http.get,
+            stream.path,
+            limit,
+            stream=stream.name,
+            scope=stream.scope,
+            stats=http.stats,
+            missing_ok=True,  # a first page: a resource missing here has no custom fields
         )
         for stream in streams
         if not stream.parent_stream_type

@@ -14,6 +14,18 @@ Why it is gap-free while Coupa data changes under the sync:
   the gap is re-read with an id-bounded keyset query (``id[gt]=a&id[lt]=b``), which
   offsets cannot disturb. An empty page after a full one is the same case with no
   upper bound.
+* A page shorter than ``limit`` is the end only if the server has shown it serves more
+  per page (an earlier page of the scan held more records), so it stopped because the
+  records did. Otherwise the endpoint may cap ``limit`` silently, and the scan goes on
+  above the last id emitted (``id[gt]=<last id>``): an empty answer ends it, and a page
+  that stops at the same length again makes that length the page size. An empty
+  answer (``[]`` or Coupa's 404 "no results") is always the end, after the gap check
+  above. The price: a scan whose only page is short (a small stream, most incremental
+  syncs) costs one more request, ``id[gt]=<last id>``. Sharing what one stream's full
+  page proved with other streams would save it, but would lose records behind an
+  endpoint that caps alone; any page of 0 or ``limit`` records costs nothing extra.
+* A 404 other than "no results" is never read as the end once the scan has begun: it
+  is retried, then fails (only the scan's first request may meet a missing resource).
 * Records are emitted in strictly increasing id order (the overlap record is not
   emitted twice), so "every matching record with id <= last emitted id has been
   emitted" holds at every point. That id is the checkpoint a resume continues from.
@@ -31,12 +43,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import msgspec
 
+from tap_coupa.errors import CoupaAPIError
 from tap_coupa.http import Page, Params, RequestStats, logger, parse_records
 from tap_coupa.pagination import CoupaOffsetPaginator
 from tap_coupa.rawjson import Record
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Generator, Iterator
 
     from tap_coupa.http import CoupaHTTP
 
@@ -120,14 +133,19 @@ class PageSource:
         #: A first page requested ahead of the stream's turn (see ``IdScan.prefetch``).
         self.ready: tuple[list[tuple[str, str]], Future[Page]] | None = None
 
-    def fetch(self, params: Params) -> Page:
-        """Fetch and decode one page on the calling thread."""
-        page = self._get(params, decode=True)
+    def fetch(self, params: Params, *, missing_ok: bool = False) -> Page:
+        """Fetch and decode one page on the calling thread (``missing_ok``: see ``CoupaHTTP``)."""
+        page = self._get(params, decode=True, missing_ok=missing_ok)
         page.records = self.transform(page.records)
         return page
 
     def _get(
-        self, params: Params, *, decode: bool, cancelled: t.Callable[[], bool] | None = None
+        self,
+        params: Params,
+        *,
+        decode: bool,
+        missing_ok: bool,
+        cancelled: t.Callable[[], bool] | None = None,
     ) -> Page:
         return self.http.get(
             self.path,
@@ -137,23 +155,32 @@ class PageSource:
             stats=self.stats,
             decode=decode,
             raw=self.raw,
+            missing_ok=missing_ok,
             cancelled=cancelled,
         )
 
-    def _download(self, params: Params, cancelled: t.Callable[[], bool] | None) -> Page:
-        return self._get(params, decode=False, cancelled=cancelled)
+    def _download(
+        self, params: Params, cancelled: t.Callable[[], bool] | None, missing_ok: bool
+    ) -> Page:
+        return self._get(params, decode=False, missing_ok=missing_ok, cancelled=cancelled)
 
     def prefetch(self, params: list[tuple[str, str]]) -> None:
-        """Start downloading a page now; ``submit`` hands it over when it is asked for."""
-        self.ready = (params, self.executor.submit(self._download, params, None))
+        """Start downloading a scan's first page now; ``submit`` hands it over when asked."""
+        self.ready = (params, self.executor.submit(self._download, params, None, True))
 
-    def submit(self, params: Params, cancelled: t.Callable[[], bool] | None = None) -> Future[Page]:
+    def submit(
+        self,
+        params: Params,
+        cancelled: t.Callable[[], bool] | None = None,
+        *,
+        missing_ok: bool = False,
+    ) -> Future[Page]:
         """Download one page on a worker thread (or hand over the prefetched one)."""
         if self.ready is not None and self.ready[0] == list(params):
             future = self.ready[1]
             self.ready = None
             return future
-        return self.executor.submit(self._download, params, cancelled)
+        return self.executor.submit(self._download, params, cancelled, missing_ok)
 
     def result(self, future: Future[Page], params: Params) -> Page:
         """Decode a downloaded page; JSON that turns out broken is fetched again."""
@@ -185,6 +212,30 @@ def _consumer_behind(pending: dict[int, tuple[Params, Future[Page]]]) -> bool:
     return False
 
 
+class _Ends:
+    """The first page of one run of offset pages seen empty: none past it is requested."""
+
+    def __init__(self) -> None:
+        self.first = sys.maxsize
+
+    def past(self, index: int) -> bool:
+        """Whether page ``index`` lies beyond a page already seen empty."""
+        return index > self.first
+
+    def note(self, index: int, future: Future[Page]) -> None:
+        """An empty page marks the end: stop speculating past it before it is consumed.
+
+        (Only launching stops; consumption still checks every boundary in order.)
+        """
+        if future.cancelled() or future.exception() is not None:
+            return
+        page = future.result()
+        if page.skipped:
+            return
+        if page.not_found or (page.body is not None and page.body.strip() == b"[]"):
+            self.first = min(self.first, index)
+
+
 class IdScan:
     """One id-ordered scan of a filtered collection, resumable after ``after_id``."""
 
@@ -201,14 +252,13 @@ class IdScan:
     ) -> None:
         self.source = source
         self.paginator = paginator
-        self.page_size = paginator.page_size
         self.since = since
         self.params = list(params)
         self.max_in_flight = max(1, max_in_flight)
         self.base_id = after_id
         self.last_id = after_id
         self.on_page = on_page
-        self._end_hint = sys.maxsize
+        self._opened = False
 
     def prefetch(self) -> None:
         """Start fetching the first page now; ``__iter__`` will pick it up."""
@@ -223,8 +273,17 @@ class IdScan:
             params.append(("id[gt]", str(above)))
         if below is not None:
             params.append(("id[lt]", str(below)))
-        params += [("limit", str(limit or self.page_size)), ("offset", str(offset))]
+        params += [("limit", str(limit or self.paginator.page_size)), ("offset", str(offset))]
         return params
+
+    def _opening(self) -> bool:
+        """Whether this is the scan's first request: the only one a missing resource may 404.
+
+        Later, records have been seen, so a 404 that is not Coupa's "no results" answer is
+        a failure (retried, then raised), never the end of the collection.
+        """
+        first, self._opened = not self._opened, True
+        return first
 
     def _emit(self, page: Page) -> Iterator[Record]:
         if self.on_page is not None:
@@ -238,40 +297,59 @@ class IdScan:
                 yield record
 
     def __iter__(self) -> Iterator[Record]:
-        """Yield every matching record once, in id order."""
-        if self.paginator.step == self.page_size:  # no room for an overlap: keyset only
-            yield from self._keyset(self.base_id, None)
-            return
+        """Yield every matching record once, in id order.
+
+        Offset pages run until the end is proven. A run that stops on a short page not
+        proven the last (the server may cap ``limit``) is followed by another above the
+        last id emitted, whose first page (``id[gt]=<last id>``) settles it.
+        """
+        above = self.base_id
+        while True:
+            if self.paginator.step == self.paginator.page_size:  # no room for an overlap
+                yield from self._keyset(above, None, missing_ok=self._opening())
+                return
+            if (yield from self._offsets(above)):
+                return
+            above = self.last_id
+
+    def _offsets(self, above: int | None) -> Generator[Record, None, bool]:
+        """Concurrent offset pages of ids above ``above``; True once the end is proven."""
         pending: dict[int, tuple[Params, Future[Page]]] = {}
         launched = 0
-        window = _Window(self.max_in_flight, self._probe)
-        if self.since is None and self.base_id is None:
+        ends = _Ends()
+        window = _Window(self.max_in_flight, functools.partial(self._probe, above))
+        if self.since is None and above is None:
             window.probe()  # a backfill is usually long: ask at once, not a round trip later
         index = 0
         previous_last: int | None = None
         try:
             while True:
                 while launched - index < window.size() and (
-                    launched <= self._end_hint or launched == index
+                    launched <= ends.first or launched == index
                 ):
                     offset = self.paginator.offset(launched)
-                    params = self._params(offset=offset, above=self.base_id, below=None)
-                    future = self.source.submit(params, functools.partial(self._past_end, launched))
-                    future.add_done_callback(functools.partial(self._note_end, launched))
+                    params = self._params(offset=offset, above=above, below=None)
+                    future = self.source.submit(
+                        params, functools.partial(ends.past, launched), missing_ok=self._opening()
+                    )
+                    future.add_done_callback(functools.partial(ends.note, launched))
                     pending[launched] = (params, future)
                     launched += 1
                 page_params, future = pending.pop(index)
                 page = self.source.result(future, page_params)
+                self._check_above(page, above)
                 records = page.records
                 if previous_last is not None and (not records or records[0]["id"] > previous_last):
                     upper = records[0]["id"] if records else None
                     yield from self._keyset(previous_last, upper)
                     if not records:
-                        return
+                        return True
                 yield from self._emit(page)
                 self.paginator.advance(page)
                 if self.paginator.finished:
-                    return
+                    return True
+                if self.paginator.unproven:
+                    return False
                 previous_last = records[-1]["id"]
                 index += 1
                 if _consumer_behind(pending):
@@ -283,34 +361,40 @@ class IdScan:
             for _, future in pending.values():
                 future.cancel()
 
-    def _past_end(self, index: int) -> bool:
-        """Whether page ``index`` lies beyond a page already seen empty."""
-        return index > self._end_hint
+    def _probe(self, above: int | None) -> Future[Page]:
+        """Ask for one record far ahead, to learn whether the collection is long.
 
-    def _note_end(self, index: int, future: Future[Page]) -> None:
-        """An empty page marks the end: stop speculating past it before it is consumed.
-
-        (Only launching stops; consumption still checks every boundary in order.)
+        Its answer is only a hint, so a missing resource may answer it with a 404.
         """
-        if future.cancelled() or future.exception() is not None:
-            return
-        page = future.result()
-        if page.skipped:
-            return
-        if page.not_found or (page.body is not None and page.body.strip() == b"[]"):
-            self._end_hint = min(self._end_hint, index)
-
-    def _probe(self) -> Future[Page]:
-        """Ask for one record far ahead, to learn whether the collection is long."""
         offset = self.paginator.offset(PROBE_PAGES)
-        params = self._params(offset=offset, above=self.base_id, below=None, limit=1)
-        return self.source.executor.submit(self.source.fetch, params)  # one record: decode there
+        params = self._params(offset=offset, above=above, below=None, limit=1)
+        return self.source.executor.submit(self.source.fetch, params, missing_ok=True)
 
-    def _keyset(self, above: int | None, below: int | None) -> Iterator[Record]:
+    def _keyset(
+        self, above: int | None, below: int | None, *, missing_ok: bool = False
+    ) -> Iterator[Record]:
         """Read ids in (above, below) page by page with id cursors: immune to shifting."""
         while True:
-            page = self.source.fetch(self._params(offset=0, above=above, below=below))
+            page = self.source.fetch(
+                self._params(offset=0, above=above, below=below), missing_ok=missing_ok
+            )
+            self._check_above(page, above)
             yield from self._emit(page)
-            if len(page.records) < self.page_size:
+            if not self.paginator.has_more(page):
                 return
             above = page.records[-1]["id"]
+            missing_ok = False
+
+    def _check_above(self, page: Page, above: int | None) -> None:
+        """Refuse a page asked for ids above ``above`` that holds one at or below it.
+
+        Every repair and end check rests on ``id[gt]``: a server that ignores it would
+        be asked for the same records again and again.
+        """
+        if above is not None and page.records and page.records[0]["id"] <= above:
+            msg = (
+                f"Stream {self.source.stream!r}: /api/{self.source.path} answered "
+                f"id[gt]={above} with id {page.records[0]['id']}; the tap needs Coupa's "
+                "id[gt]/id[lt] filters and order_by=id: check that base_url is a Coupa instance."
+            )
+            raise CoupaAPIError(msg)

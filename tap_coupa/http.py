@@ -5,6 +5,10 @@ across streams; every request first takes a token from the shared rate limiter, 
 concurrency never turns into a 429 storm. Transient failures (429, 5xx, resets,
 timeouts, truncated or non-JSON bodies) are retried with ``backoff``; anything else
 fails fast with one line naming the stream, status, path and a body snippet.
+
+A 404 is the end of a collection only when it is Coupa's "no results" answer. Any
+other 404 is retried, then fails, unless it answers a scan's first request, where it
+may mean the resource does not exist on the instance (logged, not fatal).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ Params = t.Sequence[tuple[str, str]]
 #: Cap on one backoff wait, so a long Retry-After or a deep retry never stalls a sync.
 MAX_WAIT_S = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Coupa's answer to a query without results: "No results match your search criteria".
+NO_RESULTS = "no results"
 logger = logging.getLogger("tap-coupa")
 
 
@@ -90,7 +96,7 @@ class Page:
 
     records: list[Record]
     server_time: float | None
-    #: The body of Coupa's 404, its answer to "no results" (and to an unknown resource).
+    #: The body of Coupa's 404: its "no results" answer, or a first page's unknown resource.
     not_found: str = ""
     body: bytes | None = None
     #: Not requested after all: the scan no longer needed it (see ``IdScan``).
@@ -130,6 +136,7 @@ class _Call:
     stats: RequestStats
     decode: bool
     raw: bool
+    missing_ok: bool = False
     cancelled: t.Callable[[], bool] | None = None
     reauthenticated: bool = False
 
@@ -185,16 +192,18 @@ class CoupaHTTP:
         stats: RequestStats,
         decode: bool = True,
         raw: bool = False,
+        missing_ok: bool = False,
         cancelled: t.Callable[[], bool] | None = None,
     ) -> Page:
         """GET ``/api/<path>``, retrying transient failures; ``decode=False`` keeps the body.
 
-        ``raw`` decodes records one level deep (see ``rawjson``).
+        ``raw`` decodes records one level deep (see ``rawjson``). ``missing_ok`` reads any
+        404 as an empty page: only a scan's first request may meet a missing resource.
 
         A request still waiting for the rate limiter when ``cancelled()`` turns true is
         not sent; its page comes back empty and marked ``skipped``.
         """
-        call = _Call(stream, path, params, scope, stats, decode, raw, cancelled)
+        call = _Call(stream, path, params, scope, stats, decode, raw, missing_ok, cancelled)
         return self._fetch(call)
 
     def _count(self, call: _Call, **counts: int) -> None:
@@ -241,8 +250,16 @@ class CoupaHTTP:
         if status == httpx.codes.OK:
             return self._decode(call, response, body)
         if status == httpx.codes.NOT_FOUND:
-            # Coupa answers a list query that matches nothing with 404, not [].
-            return Page([], _server_time(response), not_found=snippet(response.text, 120) or "404")
+            answer = snippet(response.text, 120)
+            # Some instances answer a JSON list query that matches nothing with a 404.
+            if call.missing_ok or NO_RESULTS in answer.lower():
+                return Page([], _server_time(response), not_found=answer or "404")
+            msg = (
+                f"HTTP 404 {answer!r} after records were found, which is not Coupa's "
+                "'No results match your search criteria' (the only 404 that ends a scan); "
+                "if it persists, check that base_url reaches the instance directly"
+            )
+            raise CoupaRetriableError(msg)
         if status == httpx.codes.UNAUTHORIZED and not call.reauthenticated:
             call.reauthenticated = True
             if self.auth.invalidate(headers):

@@ -5,6 +5,11 @@ result (0-based). Successive offsets here advance by ``limit - overlap``: each p
 repeats the last record of the page before it. That shared record is the proof that
 nothing slipped between the two pages while the collection changed under the sync;
 when it is missing the engine fills the gap with an id-bounded query.
+
+A short page is not always the last: an endpoint may silently serve fewer records
+than ``limit`` asks. ``has_more`` ends a scan on a short page only when the server has
+already shown it serves more per page; otherwise the next request settles it, and a
+cap seen twice becomes the page size.
 """
 
 from __future__ import annotations
@@ -29,14 +34,26 @@ class RecordsPage(t.Protocol):
 
 
 class CoupaOffsetPaginator(OffsetPaginator):
-    """Offsets for one id-ordered scan; a short page is the last one."""
+    """Offsets for one id-ordered scan, and whether a page can be its last."""
 
     def __init__(self, page_size: int, overlap: int = 1) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             msg = f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
             raise ValueError(msg)
         super().__init__(start_value=0, page_size=page_size)
+        self._overlap = overlap
+        self._limit = page_size
         self.step = max(1, page_size - overlap)
+        #: The most records one page has held: the server serves at least this many.
+        self.most = 0
+        #: The length of the last page if it was short but not proven the last.
+        self.unproven = 0
+
+    @property
+    @override
+    def page_size(self) -> int:
+        """Records asked for per page (``limit``): the setting, or a cap the server showed."""
+        return self._limit
 
     @override
     def get_next(self, response: RecordsPage) -> int:
@@ -45,18 +62,35 @@ class CoupaOffsetPaginator(OffsetPaginator):
 
     @override
     def has_more(self, response: RecordsPage) -> bool:
-        """A full page may have successors; a short one ends the scan."""
-        return len(response.json()) >= self.page_size
+        """Whether records may follow a page.
+
+        A full page may have successors, an empty one has none. A short page of n
+        records is the last only if a page has already held more than n: then the
+        server serves more than n, and stopped because the records did. Until then it
+        may cap ``limit`` at n, and the request after the page settles it.
+        """
+        count = len(response.json())
+        return count >= self.page_size or count >= max(1, self.most)
 
     @override
     def advance(self, response: RecordsPage) -> None:
-        """Move past one page: the SDK's rule, for any page that has records.
+        """Move past one page: the SDK's rule, with short pages judged by ``has_more``.
 
-        Offsets only grow, so the SDK's loop check (the same token twice) cannot
-        fire; the page count and end flag are kept as the SDK keeps them.
+        Two pages in a row that stop at the same short length while records follow
+        the first are the server's cap: it becomes ``page_size``, so the scan goes on
+        with pages the server serves whole. Offsets only grow, so the SDK's loop check
+        (the same token twice) cannot fire; the page count and end flag are kept as
+        the SDK keeps them.
         """
+        count = len(response.json())
+        if 0 < count < self.page_size and count == self.unproven:
+            self._limit = count
+            self.step = max(1, count - self._overlap)
         self._page_count += 1
-        if self.has_more(response):
+        more = self.has_more(response)
+        self.unproven = count if more and count < self.page_size else 0
+        self.most = max(self.most, count)
+        if more:
             self._value = self.get_next(response)
         else:
             self._finished = True

@@ -49,7 +49,8 @@ def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
     ]
     with ScriptedServer() as server:
         server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
-        server.script("/api/invoices", Reply(body=invoices))
+        no_results = {"errors": {"warning": ["No results match your search criteria."]}}
+        server.script("/api/invoices", Reply(body=invoices), Reply(404, no_results))
         config = {"base_url": server.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
         out = tap.run(config, ["invoices"])
     expected = {name: Decimal(value) for name, value in every.items()}

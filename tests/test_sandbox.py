@@ -564,6 +564,23 @@ def fresh() -> Iterator[tuple[Sandbox, httpx.Client]]:
             yield sandbox, c
 
 
+def test_page_size_cap_silently_serves_fewer_records_than_limit(
+    fresh: tuple[Sandbox, httpx.Client],
+) -> None:
+    sandbox, c = fresh
+    ids = [r["id"] for r in sandbox.records("invoices")]
+    capped = httpx.post(f"{sandbox.url}/_sandbox/page-size", json={"page_size": 6})
+    assert capped.json() == {"page_size": 6}
+    page = c.get("/api/invoices", params={"limit": 50, "offset": 2, "order_by": "id"})
+    assert page.status_code == 200
+    assert [r["id"] for r in page.json()] == ids[2:8], "no error: just fewer records"
+    bad = httpx.post(f"{sandbox.url}/_sandbox/page-size", json={"page_size": 0})
+    assert bad.status_code == 400
+    assert "page_size" in bad.json()["errors"]["error"][0]
+    sandbox.set_page_size(50)
+    assert len(c.get("/api/invoices", params={"limit": 50}).json()) == 20
+
+
 def test_fault_5xx_json_and_html(fresh: tuple[Sandbox, httpx.Client]) -> None:
     sandbox, c = fresh
     sandbox.set_faults({"5xx": {"every": 2, "statuses": [503], "html": 0.0}})
@@ -732,7 +749,7 @@ def test_cli_arguments_build_the_config() -> None:
             "--port", "0", "--seed", "9", "--scale", "0.5", "--records", "invoices=6000",
             "--profile", "realistic", "--no-rate-limit", "--fault-5xx", "0.1",
             "--fault-reset", "every=7", "--slow-seconds", "12", "--fault-slow", "p=0.01",
-            "--token-lifetime", "30",
+            "--token-lifetime", "30", "--page-size", "25",
         ]
     )  # fmt: skip
     config = config_from_args(args)
@@ -740,6 +757,7 @@ def test_cli_arguments_build_the_config() -> None:
     assert config.seed == 9
     assert config.scale == 0.5
     assert config.rate_limit is None
+    assert config.page_size == 25
     assert config.effective_latency_ms() == 300
     assert config.effective_bandwidth() == 2 * 1024 * 1024
     assert config.faults == {
