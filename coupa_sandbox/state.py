@@ -7,6 +7,7 @@ so a change made through any of them is seen by the others.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -71,6 +72,36 @@ class Stats:
             }
 
 
+#: API requests the request log keeps (the oldest are dropped first).
+REQUEST_LOG_SIZE = 100_000
+
+
+class RequestLog:
+    """The API queries served (stream and query parameters, in arrival order).
+
+    Tests use it to see which queries a sync really made, e.g. an id-bounded repair.
+    """
+
+    def __init__(self, size: int = REQUEST_LOG_SIZE) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+
+    def add(self, stream: str, params: list[tuple[str, str]]) -> None:
+        """Log one query on a top-level stream."""
+        with self._lock:
+            self._entries.append({"stream": stream, "params": [list(p) for p in params]})
+
+    def entries(self, stream: str | None = None) -> list[dict[str, Any]]:
+        """Logged queries, oldest first: ``{"stream": s, "params": [[key, value], ...]}``."""
+        with self._lock:
+            return [e for e in self._entries if stream is None or e["stream"] == stream]
+
+    def clear(self) -> None:
+        """Forget every logged query."""
+        with self._lock:
+            self._entries.clear()
+
+
 def _background_rules(
     raw: Mapping[str, Any] | list[Mapping[str, Any]] | None,
 ) -> list[BackgroundRule]:
@@ -117,6 +148,7 @@ class SandboxState:
         self.latency_ms = config.effective_latency_ms()
         self.bandwidth = config.effective_bandwidth()
         self.stats = Stats()
+        self.requests = RequestLog()
         self.started = datetime.now().astimezone().isoformat()
         self.store.set_background(_background_rules(config.background))
         if config.eager:
