@@ -9,20 +9,36 @@ from __future__ import annotations
 
 import random
 import signal
+import typing as t
+from datetime import datetime
 
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
-from tests.helpers import Output, TapRunner, tap_config
+from tests.helpers import TapRunner, tap_config
 
 pytestmark = pytest.mark.sandbox
 
 STREAM = "invoices"
+PROGRESS = "progress"
 
 
 def survivors(before: set[int], sb: Sandbox) -> set[int]:
     """Records that existed before the sync and still exist after it."""
     return before & {r["id"] for r in sb.records(STREAM)}
+
+
+#: Only what the scan needs: thousands of records stay cheap to serve and to parse.
+LEAN = {STREAM: {"fields": ["id", "updated-at"]}}
+
+
+def repairs(sb: Sandbox, since: int = 0) -> list[list[tuple[str, str]]]:
+    """Gap repairs among the stream's queries (from the ``since``-th on): id-bounded reads."""
+    return [q for q in sb.requests(STREAM)[since:] if any(k == "id[lt]" for k, _ in q)]
+
+
+def instant(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 @pytest.mark.parametrize("concurrency", [1, 8])
@@ -37,33 +53,122 @@ def test_changes_during_the_sync_never_skip_a_record(
     assert deleted, "the test must actually delete records during the sync"
     missing = survivors(before, fresh_sandbox) - out.ids(STREAM)
     assert not missing, f"records skipped while data changed: {sorted(missing)[:10]}"
+    assert repairs(fresh_sandbox), "deletes moved records into gaps: an id[lt] repair must run"
+
+
+def test_records_entering_the_filter_during_an_incremental_sync_skip_nothing(
+    tap: TapRunner,
+) -> None:
+    with Sandbox(SandboxConfig(seed=13, rate_limit=None, records={STREAM: 600})) as sb:
+        fast = tap_config(sb, stream_options=LEAN)
+        first = tap.run(fast, [STREAM])
+        bookmark = instant(first.state["bookmarks"][STREAM]["replication_key_value"])
+        sb.mutate(STREAM, update=200)  # changed since the first sync: the second's filter
+        before = {r["id"]: instant(r["updated-at"]) for r in sb.records(STREAM)}
+        matching = {i for i, updated in before.items() if updated >= bookmark}
+        assert len(matching) >= 200
+        logged = len(sb.requests(STREAM))
+        # Every request: old records enter the filter (shifting offsets), new ones are
+        # inserted and others deleted, while pages are read 4 at a time, 10 a second.
+        sb.set_background(stream=STREAM, every_requests=1, update=2, insert=1, delete=2)
+        paced = tap_config(
+            sb,
+            stream_options=LEAN,
+            page_size=10,
+            max_concurrency=4,
+            max_requests_per_second=10,
+            rate_limit_burst=1,
+        )
+        second = tap.run(paced, [STREAM], first.state)
+        sb.set_background()
+        after = {r["id"]: instant(r["updated-at"]) for r in sb.records(STREAM)}
+
+        missing = (matching & set(after)) - second.ids(STREAM)
+        assert not missing, f"records matching the filter were skipped: {sorted(missing)[:10]}"
+        entered = {i for i in before.keys() & after.keys() if before[i] < bookmark <= after[i]}
+        assert entered, "old records must enter the filter during the sync"
+        assert set(before) - set(after), "records must be deleted during the sync"
+        queries = sb.requests(STREAM)[logged:]
+        assert all(("updated_at[gt_or_eq]", first_since(queries)) in q for q in queries)
+        assert repairs(sb, logged), "offsets shifted: an id[lt] repair must have run"
+
+        # Each record changed during the second sync is picked up by the next one, also
+        # those changed in a part already read, before the latest updated-at it read.
+        changed = {i for i, updated in after.items() if i not in before or updated > before[i]}
+        newest = max(instant(r["updated-at"]) for r in second.records[STREAM])
+        assert any(after[i] < newest for i in changed - second.ids(STREAM)), (
+            "some record must change, in a part already read, before the newest one read"
+        )
+        third = tap.run(fast, [STREAM], second.state)
+        missed = changed - third.ids(STREAM)
+        assert not missed, f"records changed during the sync were not picked up: {sorted(missed)}"
+
+
+def first_since(queries: list[list[tuple[str, str]]]) -> str:
+    """The ``updated_at[gt_or_eq]`` value of the first query (the scan's filter)."""
+    return dict(queries[0])["updated_at[gt_or_eq]"]
+
+
+def checkpointed(message: dict[str, t.Any]) -> bool:
+    """Whether a Singer message is a STATE that a killed scan resumes from."""
+    return message["type"] == "STATE" and PROGRESS in message["value"]["bookmarks"][STREAM]
+
+
+def resumes_after(state: dict[str, t.Any] | None) -> int | None:
+    """The id a run given ``state`` resumes after, if the state holds a checkpoint."""
+    bookmark = (state or {}).get("bookmarks", {}).get(STREAM, {})
+    return bookmark[PROGRESS]["after_id"] if PROGRESS in bookmark else None
 
 
 def test_kill_and_resume_at_random_points_loses_nothing(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    """Kill syncs a random moment after a checkpoint, then at a random time; none loses a record.
+
+    A checkpoint comes every 500 records; 2,000 records read about 1,000 a second leave
+    room for two kills after one, each landing before or after records that followed
+    it were written. The data does not change, so a resumed run must emit exactly the
+    ids after its checkpoint, in order, from the first on.
+    """
     rng = random.Random(20261121)
-    config = SandboxConfig(seed=5, latency_ms=15)
-    with Sandbox(config) as sb:
-        expected = {r["id"] for r in sb.records(STREAM)}
-        for attempt in range(4):
-            tap = TapRunner(tmp_path_factory.mktemp(f"kill{attempt}"))
-            settings = tap_config(sb, page_size=5, max_concurrency=4, max_requests_per_second=40)
+    with Sandbox(SandboxConfig(seed=5, rate_limit=None, records={STREAM: 2000})) as sb:
+        ids = sorted(r["id"] for r in sb.records(STREAM))
+        tap = TapRunner(tmp_path_factory.mktemp("kill"))
+        settings = tap_config(
+            sb, stream_options=LEAN, max_concurrency=4, max_requests_per_second=20
+        )
+        resumed = 0
+        for attempt in range(2):
             delivered: set[int] = set()
-            state = None
-            for _ in range(6):
-                sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
-                out: Output = tap.run_and_kill(
-                    settings, [STREAM], state, after_s=rng.uniform(1.0, 2.5), sig=sig
-                )
-                delivered |= out.ids(STREAM)
+            state: dict[str, t.Any] | None = None
+            kills: list[dict[str, t.Any]] = [
+                *({"when": checkpointed, "delay_s": rng.uniform(0, 0.4)} for _ in range(2)),
+                {"after_s": rng.uniform(0.3, 2.0)},  # before or after a checkpoint
+            ]
+            for kill in [*kills, None]:
+                after = resumes_after(state)
+                if kill is None:
+                    out = tap.run(settings, [STREAM], state)
+                else:
+                    sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
+                    out = tap.run_and_kill(settings, [STREAM], state, sig=sig, **kill)
+                emitted = [r["id"] for r in out.records[STREAM]]
+                if after is None:
+                    assert "Resuming" not in out.stderr
+                elif emitted:  # (a run killed early may not get as far as its first page)
+                    resumed += 1
+                    assert f"Resuming '{STREAM}' after id {after}." in out.stderr
+                    # Right after the checkpoint: nothing at or below it, no gap.
+                    following = [i for i in ids if i > after]
+                    assert emitted == following[: len(emitted)], f"attempt {attempt}"
+                delivered.update(emitted)
                 state = out.state or state
-            final = tap.run(settings, [STREAM], state)
-            delivered |= final.ids(STREAM)
-            assert expected <= delivered, (
-                f"attempt {attempt}: lost {sorted(expected - delivered)[:10]}"
-            )
-            assert "progress" not in final.state["bookmarks"][STREAM]
+                if kill is not None and "when" in kill:
+                    assert resumes_after(state) is not None, "a checkpoint must precede the kill"
+            lost = set(ids) - delivered
+            assert not lost, f"attempt {attempt}: lost {sorted(lost)[:10]}"
+            assert PROGRESS not in out.state["bookmarks"][STREAM], "the last run completes"
+        assert resumed >= 2, "killed runs must leave checkpoints that later runs resume from"
 
 
 def test_resume_continues_after_the_checkpoint(fresh_sandbox: Sandbox, tap: TapRunner) -> None:
