@@ -7,6 +7,7 @@ interrupted and resumed, and however hard the instance throttles.
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import typing as t
@@ -109,9 +110,11 @@ def first_since(queries: list[list[tuple[str, str]]]) -> str:
     return dict(queries[0])["updated_at[gt_or_eq]"]
 
 
-def checkpointed(message: dict[str, t.Any]) -> bool:
-    """Whether a Singer message is a STATE that a killed scan resumes from."""
-    return message["type"] == "STATE" and PROGRESS in message["value"]["bookmarks"][STREAM]
+def checkpointed(after: int | None, message: dict[str, t.Any]) -> bool:
+    """Whether a Singer message is a new checkpoint of a run that resumed after ``after``."""
+    if message["type"] != "STATE":
+        return False
+    return resumes_after(message["value"]) not in (None, after)
 
 
 def resumes_after(state: dict[str, t.Any] | None) -> int | None:
@@ -120,55 +123,58 @@ def resumes_after(state: dict[str, t.Any] | None) -> int | None:
     return bookmark[PROGRESS]["after_id"] if PROGRESS in bookmark else None
 
 
-def test_kill_and_resume_at_random_points_loses_nothing(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    """Kill syncs a random moment after a checkpoint, then at a random time; none loses a record.
+def test_kill_and_resume_at_random_points_loses_nothing(tap: TapRunner) -> None:
+    """Kill a sync a random moment after a checkpoint, twice, then at a random time.
 
-    A checkpoint comes every 500 records; 2,000 records read about 1,000 a second leave
-    room for two kills after one, each landing before or after records that followed
-    it were written. The data does not change, so a resumed run must emit exactly the
-    ids after its checkpoint, in order, from the first on.
+    A checkpoint comes every 500 records; 2,000 records read at most 980 a second leave
+    room for two kills after one. SIGKILL loses the records written since (they wait
+    in the tap's output buffer); SIGTERM flushes them, and the next run reads them
+    again. The data does not change, so each resumed run must emit exactly the ids
+    after its checkpoint, in order, from the first on.
     """
     rng = random.Random(20261121)
+    after_checkpoint = [
+        (sig, {"delay_s": rng.uniform(0, 0.3)}) for sig in (signal.SIGKILL, signal.SIGTERM)
+    ]
+    at_random = (rng.choice([signal.SIGKILL, signal.SIGTERM]), {"after_s": rng.uniform(1, 3.5)})
     with Sandbox(SandboxConfig(seed=5, rate_limit=None, records={STREAM: 2000})) as sb:
         ids = sorted(r["id"] for r in sb.records(STREAM))
-        tap = TapRunner(tmp_path_factory.mktemp("kill"))
         settings = tap_config(
-            sb, stream_options=LEAN, max_concurrency=4, max_requests_per_second=20
+            sb,
+            stream_options=LEAN,
+            max_concurrency=4,
+            max_requests_per_second=20,
+            rate_limit_burst=1,
         )
-        resumed = 0
-        for attempt in range(2):
-            delivered: set[int] = set()
-            state: dict[str, t.Any] | None = None
-            kills: list[dict[str, t.Any]] = [
-                *({"when": checkpointed, "delay_s": rng.uniform(0, 0.4)} for _ in range(2)),
-                {"after_s": rng.uniform(0.3, 2.0)},  # before or after a checkpoint
-            ]
-            for kill in [*kills, None]:
-                after = resumes_after(state)
-                if kill is None:
-                    out = tap.run(settings, [STREAM], state)
-                else:
-                    sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
-                    out = tap.run_and_kill(settings, [STREAM], state, sig=sig, **kill)
-                emitted = [r["id"] for r in out.records[STREAM]]
-                if after is None:
-                    assert "Resuming" not in out.stderr
-                elif emitted:  # (a run killed early may not get as far as its first page)
-                    resumed += 1
-                    assert f"Resuming '{STREAM}' after id {after}." in out.stderr
-                    # Right after the checkpoint: nothing at or below it, no gap.
-                    following = [i for i in ids if i > after]
-                    assert emitted == following[: len(emitted)], f"attempt {attempt}"
-                delivered.update(emitted)
-                state = out.state or state
-                if kill is not None and "when" in kill:
-                    assert resumes_after(state) is not None, "a checkpoint must precede the kill"
-            lost = set(ids) - delivered
-            assert not lost, f"attempt {attempt}: lost {sorted(lost)[:10]}"
-            assert PROGRESS not in out.state["bookmarks"][STREAM], "the last run completes"
-        assert resumed >= 2, "killed runs must leave checkpoints that later runs resume from"
+        delivered: set[int] = set()
+        resumed: list[int] = []
+        state: dict[str, t.Any] | None = None
+        for kill in [*after_checkpoint, at_random, None]:
+            after = resumes_after(state)
+            if kill is None:
+                out = tap.run(settings, [STREAM], state)
+            else:
+                sig, when = kill
+                waits = "delay_s" in when
+                checkpoint = functools.partial(checkpointed, after) if waits else None
+                out = tap.run_and_kill(settings, [STREAM], state, sig=sig, when=checkpoint, **when)
+                if waits:
+                    assert resumes_after(out.state) not in (None, after), "kill after a checkpoint"
+            emitted = [r["id"] for r in out.records[STREAM]]
+            if after is None:
+                assert "Resuming" not in out.stderr
+            elif emitted:  # (a run killed early may not get as far as its first page)
+                resumed.append(after)
+                assert f"Resuming '{STREAM}' after id {after}." in out.stderr
+                # Right after the checkpoint: nothing at or below it, no gap.
+                following = [i for i in ids if i > after]
+                assert emitted == following[: len(emitted)], f"resumed after {after}"
+            delivered.update(emitted)
+            state = out.state or state
+        lost = set(ids) - delivered
+        assert not lost, f"lost {sorted(lost)[:10]}"
+        assert PROGRESS not in out.state["bookmarks"][STREAM], "the last run completes"
+        assert len(resumed) >= 2, f"runs must resume from the killed runs' checkpoints: {resumed}"
 
 
 def test_resume_continues_after_the_checkpoint(fresh_sandbox: Sandbox, tap: TapRunner) -> None:
