@@ -71,7 +71,7 @@ def test_records_entering_the_filter_during_an_incremental_sync_skip_nothing(
         logged = len(sb.requests(STREAM))
         # Every request: old records enter the filter (shifting offsets), new ones are
         # inserted and others deleted, while pages are read 4 at a time, 10 a second.
-        sb.set_background(stream=STREAM, every_requests=1, update=2, insert=1, delete=2)
+        sb.set_background(stream=STREAM, every_requests=1, update=2, insert=1, delete=4)
         paced = tap_config(
             sb,
             stream_options=LEAN,
