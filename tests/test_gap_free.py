@@ -11,6 +11,7 @@ import functools
 import random
 import signal
 import typing as t
+from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -128,6 +129,18 @@ def resumes_after(state: dict[str, t.Any] | None) -> int | None:
     return bookmark[PROGRESS]["after_id"] if PROGRESS in bookmark else None
 
 
+KILL_SIGNALS = (signal.SIGKILL, signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class Kill:
+    """When to kill a sync: seconds after its first new checkpoint, or after its start."""
+
+    sig: int
+    after_checkpoint_s: float | None = None
+    after_s: float | None = None
+
+
 def test_kill_and_resume_at_random_points_loses_nothing(tap: TapRunner) -> None:
     """Kill a sync a random moment after a checkpoint, twice, then at a random time.
 
@@ -138,10 +151,10 @@ def test_kill_and_resume_at_random_points_loses_nothing(tap: TapRunner) -> None:
     after its checkpoint, in order, from the first on.
     """
     rng = random.Random(20261121)
-    after_checkpoint = [
-        (sig, {"delay_s": rng.uniform(0, 0.3)}) for sig in (signal.SIGKILL, signal.SIGTERM)
+    kills = [
+        *(Kill(sig, after_checkpoint_s=rng.uniform(0, 0.3)) for sig in KILL_SIGNALS),
+        Kill(rng.choice(KILL_SIGNALS), after_s=rng.uniform(1, 3.5)),  # before or after one
     ]
-    at_random = (rng.choice([signal.SIGKILL, signal.SIGTERM]), {"after_s": rng.uniform(1, 3.5)})
     with Sandbox(SandboxConfig(seed=5, rate_limit=None, records={STREAM: 2000})) as sb:
         ids = sorted(r["id"] for r in sb.records(STREAM))
         settings = tap_config(
@@ -154,17 +167,24 @@ def test_kill_and_resume_at_random_points_loses_nothing(tap: TapRunner) -> None:
         delivered: set[int] = set()
         resumed: list[int] = []
         state: dict[str, t.Any] | None = None
-        for kill in [*after_checkpoint, at_random, None]:
+        for kill in [*kills, None]:
             after = resumes_after(state)
             if kill is None:
                 out = tap.run(settings, [STREAM], state)
+            elif kill.after_checkpoint_s is None:
+                out = tap.run_and_kill(
+                    settings, [STREAM], state, sig=kill.sig, after_s=kill.after_s
+                )
             else:
-                sig, when = kill
-                waits = "delay_s" in when
-                checkpoint = functools.partial(checkpointed, after) if waits else None
-                out = tap.run_and_kill(settings, [STREAM], state, sig=sig, when=checkpoint, **when)
-                if waits:
-                    assert resumes_after(out.state) not in (None, after), "kill after a checkpoint"
+                out = tap.run_and_kill(
+                    settings,
+                    [STREAM],
+                    state,
+                    sig=kill.sig,
+                    when=functools.partial(checkpointed, after),
+                    delay_s=kill.after_checkpoint_s,
+                )
+                assert resumes_after(out.state) not in (None, after), "kill after a checkpoint"
             emitted = [r["id"] for r in out.records[STREAM]]
             if after is None:
                 assert "Resuming" not in out.stderr
