@@ -144,8 +144,8 @@ class Kill:
 def test_kill_and_resume_at_random_points_loses_nothing(tap: TapRunner) -> None:
     """Kill a sync a random moment after a checkpoint, twice, then at a random time.
 
-    A checkpoint comes every 500 records; 2,000 records read at most 980 a second leave
-    room for two kills after one. SIGKILL loses the records written since (they wait
+    A checkpoint comes every 500 records; 3,000 records read at most 980 a second leave
+    room for two kills after one, even if a kill comes late, past the next checkpoint. SIGKILL loses the records written since (they wait
     in the tap's output buffer); SIGTERM flushes them, and the next run reads them
     again. The data does not change, so each resumed run must emit exactly the ids
     after its checkpoint, in order, from the first on.
@@ -155,7 +155,7 @@ def test_kill_and_resume_at_random_points_loses_nothing(tap: TapRunner) -> None:
         *(Kill(sig, after_checkpoint_s=rng.uniform(0, 0.3)) for sig in KILL_SIGNALS),
         Kill(rng.choice(KILL_SIGNALS), after_s=rng.uniform(1, 3.5)),  # before or after one
     ]
-    with Sandbox(SandboxConfig(seed=5, rate_limit=None, records={STREAM: 2000})) as sb:
+    with Sandbox(SandboxConfig(seed=5, rate_limit=None, records={STREAM: 3000})) as sb:
         ids = sorted(r["id"] for r in sb.records(STREAM))
         settings = tap_config(
             sb,
