@@ -145,10 +145,11 @@ def test_kill_and_resume_at_random_points_loses_nothing(tap: TapRunner) -> None:
     """Kill a sync a random moment after a checkpoint, twice, then at a random time.
 
     A checkpoint comes every 500 records; 3,000 records read at most 980 a second leave
-    room for two kills after one, even if a kill comes late, past the next checkpoint. SIGKILL loses the records written since (they wait
-    in the tap's output buffer); SIGTERM flushes them, and the next run reads them
-    again. The data does not change, so each resumed run must emit exactly the ids
-    after its checkpoint, in order, from the first on.
+    room for two kills after one, even if a kill comes late, past the next checkpoint.
+    SIGKILL loses the records written since (they wait in the tap's output buffer);
+    SIGTERM flushes them, and the next run reads them again. The data does not change,
+    so each resumed run must emit exactly the ids after its checkpoint, in order, from
+    the first on.
     """
     rng = random.Random(20261121)
     kills = [
