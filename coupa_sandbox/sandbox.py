@@ -211,7 +211,4 @@ class Sandbox:
 
         Example: ``any(("id[lt]", "42") in q for q in sb.requests("invoices"))``.
         """
-        return [
-            [(key, value) for key, value in entry["params"]]
-            for entry in self.state.requests.entries(stream)
-        ]
+        return [list(params) for params in self.state.requests.queries(stream)]

@@ -72,8 +72,11 @@ class Stats:
             }
 
 
-#: API requests the request log keeps (the oldest are dropped first).
-REQUEST_LOG_SIZE = 100_000
+#: API queries the request log keeps (the oldest are dropped first): a sync of a few
+#: hundred thousand records (a benchmark) keeps only its last ones.
+REQUEST_LOG_SIZE = 20_000
+
+Params = tuple[tuple[str, str], ...]
 
 
 class RequestLog:
@@ -84,17 +87,23 @@ class RequestLog:
 
     def __init__(self, size: int = REQUEST_LOG_SIZE) -> None:
         self._lock = threading.Lock()
-        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+        self._entries: deque[tuple[str, Params]] = deque(maxlen=size)
 
     def add(self, stream: str, params: list[tuple[str, str]]) -> None:
         """Log one query on a top-level stream."""
         with self._lock:
-            self._entries.append({"stream": stream, "params": [list(p) for p in params]})
+            self._entries.append((stream, tuple(params)))
 
-    def entries(self, stream: str | None = None) -> list[dict[str, Any]]:
-        """Logged queries, oldest first: ``{"stream": s, "params": [[key, value], ...]}``."""
+    def queries(self, stream: str | None = None) -> list[Params]:
+        """The parameters of each logged query (on ``stream``), oldest first."""
         with self._lock:
-            return [e for e in self._entries if stream is None or e["stream"] == stream]
+            return [params for name, params in self._entries if stream in (None, name)]
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every logged query as JSON: ``{"stream": s, "params": [[key, value], ...]}``."""
+        with self._lock:
+            entries = list(self._entries)
+        return [{"stream": name, "params": [list(p) for p in params]} for name, params in entries]
 
     def clear(self) -> None:
         """Forget every logged query."""
