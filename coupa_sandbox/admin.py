@@ -7,6 +7,7 @@ and to switch faults and live mutations while a sync runs.
 ``GET  /_sandbox/counts``              stream -> record count (child streams: nested items)
 ``GET  /_sandbox/streams``             top-level streams with path and scope
 ``GET  /_sandbox/records/<stream>``    every current record, full JSON, id order
+``GET  /_sandbox/requests``            API queries served: ``[{"stream", "params"}]``
 ``GET  /_sandbox/faults``              current fault config and injection counts
 ``POST /_sandbox/faults``              install a fault config (``{}`` clears)
 ``POST /_sandbox/page-size``           ``{"page_size": n}``: at most n records a page, silently
@@ -16,7 +17,7 @@ and to switch faults and live mutations while a sync runs.
 ``POST /_sandbox/background``          ``{"stream": s, "every_requests": k, …}`` (``{}`` stops)
 ``POST /_sandbox/reset``               regenerate all data from the seed
 ``POST /_sandbox/expire-tokens``       invalidate every issued token
-``POST /_sandbox/reset-stats``         zero the counters
+``POST /_sandbox/reset-stats``         zero the counters, empty the request log
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class AdminApi:
                 return json_response(200, state.faults.snapshot())
             if route == "background":
                 return json_response(200, state.store.background())
+            if route == "requests":
+                return json_response(200, state.requests.entries())
         elif method == "POST":
             if route == "background" and isinstance(payload, list):
                 state.set_background(payload)
@@ -110,5 +113,6 @@ class AdminApi:
                 return json_response(200, {"expired": True})
             if route == "reset-stats":
                 state.stats.reset()
+                state.requests.clear()
                 return json_response(200, {"reset": True})
         return error_response(404, "error", f"No admin endpoint {method} {PREFIX}{route}")

@@ -137,6 +137,7 @@ class CoupaApi:
         store = self.state.store
         custom_keys = self.state.store.custom_keys(stream.name)
         params = parse_qsl(query_string, keep_blank_values=True)
+        self.state.requests.add(stream.name, params)
         try:
             query = parse_query(params, stream, custom_keys, self.state.clock, self.state.page_size)
         except QueryError as exc:

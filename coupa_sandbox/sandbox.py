@@ -213,5 +213,13 @@ class Sandbox:
         return self.state.stats_snapshot()
 
     def reset_stats(self) -> None:
-        """Zero the request counters."""
+        """Zero the request counters and empty the request log."""
         self.state.stats.reset()
+        self.state.requests.clear()
+
+    def requests(self, stream: str | None = None) -> list[list[tuple[str, str]]]:
+        """The query parameters of each API query served (on ``stream``), oldest first.
+
+        Example: ``any(("id[lt]", "42") in q for q in sb.requests("invoices"))``.
+        """
+        return [list(params) for params in self.state.requests.queries(stream)]

@@ -7,6 +7,7 @@ so a change made through any of them is seen by the others.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -71,6 +72,45 @@ class Stats:
             }
 
 
+#: API queries the request log keeps (the oldest are dropped first): a sync of a few
+#: hundred thousand records (a benchmark) keeps only its last ones.
+REQUEST_LOG_SIZE = 20_000
+
+Params = tuple[tuple[str, str], ...]
+
+
+class RequestLog:
+    """The API queries served (stream and query parameters, in arrival order).
+
+    Tests use it to see which queries a sync really made, e.g. an id-bounded repair.
+    """
+
+    def __init__(self, size: int = REQUEST_LOG_SIZE) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[tuple[str, Params]] = deque(maxlen=size)
+
+    def add(self, stream: str, params: list[tuple[str, str]]) -> None:
+        """Log one query on a top-level stream."""
+        with self._lock:
+            self._entries.append((stream, tuple(params)))
+
+    def queries(self, stream: str | None = None) -> list[Params]:
+        """The parameters of each logged query (on ``stream``), oldest first."""
+        with self._lock:
+            return [params for name, params in self._entries if stream in (None, name)]
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every logged query as JSON: ``{"stream": s, "params": [[key, value], ...]}``."""
+        with self._lock:
+            entries = list(self._entries)
+        return [{"stream": name, "params": [list(p) for p in params]} for name, params in entries]
+
+    def clear(self) -> None:
+        """Forget every logged query."""
+        with self._lock:
+            self._entries.clear()
+
+
 def _background_rules(
     raw: Mapping[str, Any] | list[Mapping[str, Any]] | None,
 ) -> list[BackgroundRule]:
@@ -118,6 +158,7 @@ class SandboxState:
         self.set_page_size(config.page_size)
         self.bandwidth = config.effective_bandwidth()
         self.stats = Stats()
+        self.requests = RequestLog()
         self.started = datetime.now().astimezone().isoformat()
         self.store.set_background(_background_rules(config.background))
         if config.eager:

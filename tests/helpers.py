@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 import typing as t
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -172,24 +172,51 @@ class TapRunner:
         streams: t.Collection[str],
         state: dict[str, t.Any] | None,
         *,
-        after_s: float,
         sig: int = signal.SIGKILL,
+        after_s: float | None = None,
+        when: t.Callable[[dict[str, t.Any]], bool] | None = None,
+        delay_s: float = 0.0,
     ) -> Output:
-        """Start a sync and kill it ``after_s`` seconds in; return what it printed."""
-        out_path = self.tmp_path / "killed.out"
-        with out_path.open("w") as stdout:
+        """Start a sync and kill it; return what it printed (stdout and stderr).
+
+        The kill comes ``after_s`` seconds in, or ``delay_s`` seconds after the first
+        Singer message for which ``when`` is true (e.g. a checkpoint), whichever is
+        first. A sync that ends before either is returned as it ended.
+        """
+        err_path = self.tmp_path / "killed.err"
+        lines: list[bytes] = []
+        timers: list[threading.Timer] = []
+        with err_path.open("wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tap_coupa", *self.files(config, streams, state)],
-                stdout=stdout,
-                stderr=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
             )
-            time.sleep(after_s)
-            process.send_signal(sig)
-            returncode = process.wait(timeout=60)
-        text = out_path.read_text()
+
+            def kill_in(seconds: float) -> None:
+                timers.append(threading.Timer(seconds, process.send_signal, (sig,)))
+                timers[-1].start()
+
+            try:
+                if after_s is not None:
+                    kill_in(after_s)
+                assert process.stdout is not None
+                for line in process.stdout:
+                    lines.append(line)
+                    if when is not None and line.endswith(b"\n") and when(json.loads(line)):
+                        when = None
+                        kill_in(delay_s)
+                returncode = process.wait(timeout=60)
+            finally:
+                for timer in timers:
+                    timer.cancel()
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
         # A kill can cut the last line short; a target would drop it too.
-        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-        return parse_output(complete, returncode=returncode)
+        if lines and not lines[-1].endswith(b"\n"):
+            lines.pop()
+        return parse_output(b"".join(lines).decode(), err_path.read_text(), returncode)
 
     def pipe(self, config: dict[str, t.Any], streams: t.Collection[str], target: list[str]) -> None:
         """Pipe a sync into a Singer target command, as ``meltano run`` would."""

@@ -710,6 +710,23 @@ def test_background_mutation_every_k_requests(fresh: tuple[Sandbox, httpx.Client
     assert sandbox.counts()["invoices"] == count + 3
 
 
+def test_request_log_keeps_each_api_query(fresh: tuple[Sandbox, httpx.Client]) -> None:
+    sandbox, c = fresh
+    sandbox.reset_stats()
+    c.get("/api/invoices", params={"id[gt]": "3", "id[lt]": "9", "limit": "5"})
+    c.get("/api/suppliers")
+    httpx.get(f"{sandbox.url}/_sandbox/stats")
+    assert sandbox.requests("invoices") == [[("id[gt]", "3"), ("id[lt]", "9"), ("limit", "5")]]
+    assert sandbox.requests() == [*sandbox.requests("invoices"), []]
+    logged = httpx.get(f"{sandbox.url}/_sandbox/requests").json()
+    assert logged[0] == {
+        "stream": "invoices",
+        "params": [["id[gt]", "3"], ["id[lt]", "9"], ["limit", "5"]],
+    }
+    sandbox.reset_stats()
+    assert sandbox.requests() == []
+
+
 # -- admin API --------------------------------------------------------------------------
 
 
