@@ -54,6 +54,21 @@ LINE_COLLECTIONS: tuple[tuple[str, str], ...] = (
     ("purchase_order_lines", "account-allocations"),
     ("expense_lines", "account-allocations"),
     ("expense_lines", "expense-line-taxes"),
+    ("suppliers", "remit-to-addresses"),
+    ("suppliers", "supplier-addresses"),
+    ("suppliers", "contacts"),
+    ("suppliers", "diversities"),
+    ("supplier_information", "supplier-information-addresses"),
+    ("supplier_information", "supplier-information-contacts"),
+    ("business_entities", "addresses"),
+    ("asn_headers", "lines"),
+    ("cycle_counts", "cycle-count-lines"),
+    ("order_pads", "order-pad-lines"),
+    ("quote_requests", "lines"),
+    ("quote_responses", "lines"),
+    ("receipt_requests", "lines"),
+    ("return_requests", "lines"),
+    ("warehouses", "warehouse-locations"),
 )
 
 # Read scopes that the naming rule in read_scope() cannot find, by path. Coupa groups

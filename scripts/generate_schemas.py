@@ -201,7 +201,47 @@ CHILDREN: tuple[Child, ...] = (
         "expense-line-id",
     ),
     Child("expense_line_taxes", "expense_lines", "expense-line-taxes", "expense-line-id"),
+    # Records owned by their parent (each with its own id and updated-at) that data
+    # teams query as tables. Arrays of shared references (content-groups, roles,
+    # account-types, tags), and arrays whose rows have a stream of their own
+    # (approvals, attachments, order-lines, expense-lines), are left out.
+    Child("supplier_remit_to_addresses", "suppliers", "remit-to-addresses", "supplier-id"),
+    Child("supplier_addresses", "suppliers", "supplier-addresses", "supplier-id"),
+    Child("supplier_contacts", "suppliers", "contacts", "supplier-id"),
+    Child("supplier_diversities", "suppliers", "diversities", "supplier-id"),
+    Child(
+        "supplier_information_addresses",
+        "supplier_information",
+        "supplier-information-addresses",
+        "supplier-information-id",
+    ),
+    Child(
+        "supplier_information_contacts",
+        "supplier_information",
+        "supplier-information-contacts",
+        "supplier-information-id",
+    ),
+    Child("business_entity_addresses", "business_entities", "addresses", "business-entity-id"),
+    Child("asn_header_lines", "asn_headers", "lines", "asn-header-id"),
+    Child("cycle_count_lines", "cycle_counts", "cycle-count-lines", "cycle-count-id"),
+    Child("order_pad_lines", "order_pads", "order-pad-lines", "order-pad-id"),
+    Child("quote_request_lines", "quote_requests", "lines", "quote-request-id"),
+    Child("quote_response_lines", "quote_responses", "lines", "quote-response-id"),
+    Child("receipt_request_lines", "receipt_requests", "lines", "receipt-request-id"),
+    Child("return_request_lines", "return_requests", "lines", "return-request-id"),
+    Child("warehouse_locations", "warehouses", "warehouse-locations", "warehouse-id"),
 )
+
+
+def ancestor_keys(child: Child) -> list[str]:
+    """The id properties of a child's ancestors above its parent, root first.
+
+    A grandchild row carries them all (an allocation: invoice-id and invoice-line-id),
+    so it joins to every level even where its parent's id is not unique alone.
+    """
+    parent = next((c for c in CHILDREN if c.name == child.parent), None)
+    return [] if parent is None else [*ancestor_keys(parent), parent.parent_key]
+
 
 # R39 "date"-format fields that are not calendar dates, so no date-time format for them.
 NOT_A_DATE: frozenset[tuple[str, str]] = frozenset(
@@ -342,7 +382,8 @@ def record_schema(stream: Stream) -> JsonDict:
     # Instance-specific custom fields arrive whole as one object on every record.
     properties["custom-fields"] = dict(OPEN_OBJECT)
     if stream.parent is not None:
-        properties[stream.parent.parent_key] = {"type": ["integer", "null"]}
+        for key in [*ancestor_keys(stream.parent), stream.parent.parent_key]:
+            properties[key] = {"type": ["integer", "null"]}
     if "id" in properties:
         properties["id"] = {"type": ["integer", "null"]}
     return {"type": "object", "properties": properties}
@@ -406,6 +447,7 @@ def registry_entry(stream: Stream) -> JsonDict:
         "parent": child.parent if child else None,
         "array_field": child.array_field if child else None,
         "parent_key": child.parent_key if child else None,
+        "ancestor_keys": ancestor_keys(child) if child else [],
     }
 
 

@@ -98,8 +98,12 @@ class CoupaStream(RESTStream[int]):
     # Feeding child streams: rows of this stream's nested arrays, no extra request.
 
     def prepare_children(self) -> None:
-        """Compile this sync's selection and get the wanted children ready."""
-        self.shaper.select(self.mask)
+        """Compile this sync's selection and get the wanted children ready.
+
+        A stream synced only for its children emits nothing, so nothing is pruned: its
+        mask deselects every property, the id its scan and its children read included.
+        """
+        self.shaper.select(self.mask if self.selected else {})
         wanted = [c for c in self.child_streams if c.selected or c.has_selected_descendents]
         # The registry makes every child of a Coupa stream a ChildStream.
         self._children = t.cast("list[ChildFeed]", wanted)

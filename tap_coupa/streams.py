@@ -35,6 +35,7 @@ class StreamSpec(t.TypedDict):
     parent: str | None
     array_field: str | None
     parent_key: str | None
+    ancestor_keys: list[str]
 
 
 @cache
@@ -88,5 +89,6 @@ def stream_types() -> dict[str, type[CoupaStream]]:
             attributes["state_partitioning_keys"] = ()
             attributes["array_field"] = spec["array_field"]
             attributes["parent_key"] = spec["parent_key"]
+            attributes["ancestor_keys"] = tuple(spec["ancestor_keys"])
         classes[name] = type(_class_name(name), (base,), attributes)
     return classes

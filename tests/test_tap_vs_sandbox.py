@@ -143,7 +143,7 @@ def type_problems(
 ) -> list[str]:
     """Tap properties the sandbox lacks or types differently (decimals with their size).
 
-    A child stream's parent key is the tap's own addition (R39 lines have none).
+    A child stream's parent and ancestor keys are the tap's own (R39 lines have none).
     """
     problems: list[str] = []
     for name, spec in sorted(streams.items()):
@@ -151,7 +151,8 @@ def type_problems(
         if served is None:
             continue
         schema = tap_schema(name, directory)
-        schema["properties"].pop(spec["parent_key"] or "", None)
+        for key in [spec["parent_key"], *spec["ancestor_keys"]]:
+            schema["properties"].pop(key or "", None)
         _compare(schema, served.schema, name, problems)
     return problems
 
