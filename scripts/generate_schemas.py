@@ -254,6 +254,169 @@ SCALAR_TYPES = frozenset({"integer", "number", "boolean", "string"})
 DECIMAL_SIZE = re.compile(r"decimal\((\d+),(\d+)\)")
 
 
+INTEGER: JsonDict = {"type": ["integer", "null"]}
+TEXT: JsonDict = {"type": ["string", "null"]}
+FLAG: JsonDict = {"type": ["boolean", "null"]}
+INSTANT: JsonDict = {"type": ["string", "null"], "format": "date-time"}
+
+
+def rows_of(properties: JsonDict) -> JsonDict:
+    """An array of objects with the given declared properties (others kept as sent)."""
+    return {**OPEN_ARRAY, "items": {**OPEN_OBJECT, "properties": properties}}
+
+
+@dataclass(frozen=True)
+class Documented:
+    """A resource R39 lacks, declared from the elements of its Compass page.
+
+    ``key_object`` names an object holding the row's own id and replication key, when
+    the record's top-level ``id`` is another resource's: the tap lifts them to the top
+    and keeps that other id under ``displaced_id``.
+    """
+
+    name: str
+    path: str
+    page: str
+    scope: str
+    properties: JsonDict
+    replication_key: str | None
+    key_object: JsonDict | None = None
+
+
+# Resources found in Coupa's Compass documentation but not in the R39 definitions,
+# each with the Compass page its elements come from. Elements Compass does not list
+# arrive under extra-fields. A name without a path is a schema template, not a stream.
+_WIDGET_RESPONSE: JsonDict = {
+    "id": INTEGER,
+    "easy-form-id": INTEGER,
+    "easy-form-response-id": INTEGER,
+    "easy-form-widget-id": INTEGER,
+    "answer": TEXT,
+    "encrypted-answer": TEXT,
+    "field-name": TEXT,
+    "type": TEXT,
+    "widget-label": TEXT,
+    "widget-type": TEXT,
+    "created-at": INSTANT,
+    "updated-at": INSTANT,
+    "created-by": OPEN_OBJECT,
+    "updated-by": OPEN_OBJECT,
+}
+DOCUMENTED: tuple[Documented, ...] = (
+    Documented(
+        "easy_form_responses",
+        "easy_form_responses",
+        "Easy Form Responses API (/easy_form_responses); Easy Form Widget Responses API",
+        "core.easy_form_response.read",
+        {
+            "id": INTEGER,
+            "easy-form-id": INTEGER,
+            "name": TEXT,
+            "status": TEXT,
+            "submitted-at": INSTANT,
+            "created-at": INSTANT,
+            "updated-at": INSTANT,
+            "created-by": OPEN_OBJECT,
+            "updated-by": OPEN_OBJECT,
+            "requested-by": OPEN_OBJECT,
+            "subject": OPEN_OBJECT,
+            "current-approval": OPEN_OBJECT,
+            "approvals": rows_of({"id": INTEGER}),
+            "current-parallel-approvals": rows_of({"id": INTEGER}),
+            "easy-form-widget-responses": rows_of(_WIDGET_RESPONSE),
+            # SIM responses carry the supplier; custom object responses their object.
+            "supplier-id": INTEGER,
+            "custom_object_name": TEXT,
+            "custom_object_code": TEXT,
+            "custom-fields": OPEN_OBJECT,
+        },
+        "updated-at",
+    ),
+    Documented(
+        "purchase_order_revisions",
+        "purchase_order_revisions",
+        "Purchase Order Revisions API Example Calls",
+        # Compass names no scope; the page is part of the Purchase Orders API.
+        "core.purchase_order.read",
+        {
+            # The revision record's id and created-at, lifted (see key_object).
+            "id": INTEGER,
+            "created-at": INSTANT,
+            "purchase-order-id": INTEGER,
+            "revision-record": {
+                **OPEN_OBJECT,
+                "properties": {
+                    "id": INTEGER,
+                    "revision": INTEGER,
+                    "created-at": INSTANT,
+                    "created-by": INTEGER,
+                },
+            },
+            # Changed fields arrive as {"from": ..., "to": ...}; only changed ones appear.
+            "status": OPEN_OBJECT,
+            "version": OPEN_OBJECT,
+            "updated-at": OPEN_OBJECT,
+            "updated-by": OPEN_OBJECT,
+            "ship-to-user": OPEN_OBJECT,
+            "order-lines": rows_of(
+                {"id": INTEGER, "line-num": INTEGER, "created": FLAG, "deleted": FLAG}
+            ),
+        },
+        "created-at",
+        {
+            "object": "revision-record",
+            "keys": ["id", "created-at"],
+            "displaced_id": "purchase-order-id",
+        },
+    ),
+    Documented(
+        "custom_object",
+        "",
+        "Custom Object API (/custom_objects/id)",
+        COMMON,  # Compass names no scope for custom objects
+        {
+            "id": INTEGER,
+            "created-at": INSTANT,
+            "updated-at": INSTANT,
+            "created-by": OPEN_OBJECT,
+            "updated-by": OPEN_OBJECT,
+            "custom-object-code": TEXT,
+            "custom-object-name": TEXT,
+            "form-response-id": INTEGER,
+            # A custom object is made of the instance's custom fields (typed on
+            # --discover from live records, like every stream's custom-fields).
+            "custom-fields": OPEN_OBJECT,
+        },
+        "updated-at",
+    ),
+)
+
+
+def documented_outputs(known_scopes: set[str], r39_names: set[str]) -> dict[str, JsonDict]:
+    """Schema (and registry entry, for a stream) of each DOCUMENTED resource."""
+    out: dict[str, JsonDict] = {}
+    for doc in DOCUMENTED:
+        if doc.name in r39_names:
+            raise GeneratorError(f"{doc.name} is in R39 now; drop it from DOCUMENTED")
+        if doc.scope not in known_scopes:
+            raise GeneratorError(f"{doc.name}: scope {doc.scope} is not in R39")
+        out[doc.name] = {"schema": {"type": "object", "properties": doc.properties}}
+        if doc.path:
+            out[doc.name]["entry"] = {
+                "path": doc.path,
+                "definition": f"Compass: {doc.page}",
+                "scope": doc.scope,
+                "primary_keys": ["id"],
+                "replication_key": doc.replication_key,
+                "parent": None,
+                "array_field": None,
+                "parent_key": None,
+                "ancestor_keys": [],
+                "key_object": doc.key_object,
+            }
+    return out
+
+
 class GeneratorError(Exception):
     """R39 and the tables above disagree; the message says what to fix."""
 
@@ -448,6 +611,7 @@ def registry_entry(stream: Stream) -> JsonDict:
         "array_field": child.array_field if child else None,
         "parent_key": child.parent_key if child else None,
         "ancestor_keys": ancestor_keys(child) if child else [],
+        "key_object": None,
     }
 
 
@@ -465,7 +629,12 @@ def generate(source: Path) -> dict[str, str]:
         raise GeneratorError(f"scopes not in any R39 securityDefinitions: {unknown}")
     streams = discover_streams(apis)
     outputs = {f"{s.name}.json": render(record_schema(s)) for s in streams}
-    outputs[REGISTRY_FILE] = render({s.name: registry_entry(s) for s in streams})
+    entries = {s.name: registry_entry(s) for s in streams}
+    for name, doc in documented_outputs(known_scopes, set(entries)).items():
+        outputs[f"{name}.json"] = render(doc["schema"])
+        if "entry" in doc:
+            entries[name] = doc["entry"]
+    outputs[REGISTRY_FILE] = render(entries)
     return outputs
 
 

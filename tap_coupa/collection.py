@@ -7,6 +7,7 @@ the one on the other and emits the records.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import typing as t
@@ -37,6 +38,8 @@ class CollectionStream(CoupaStream):
     """One Coupa collection, read by an ``IdScan`` that resumes from state."""
 
     _source: PageSource | None = None
+    #: Where the records keep their own id, if not at the top (see ``rawjson.lift_keys``).
+    key_object: rawjson.KeyObject | None = None
 
     def _page_source(self) -> PageSource:
         if self._source is None:
@@ -47,7 +50,9 @@ class CollectionStream(CoupaStream):
                 stream=self.name,
                 path=self.path,
                 scope=self.scope,
-                transform=rawjson.decode_ids,
+                transform=functools.partial(rawjson.lift_keys, spec=self.key_object)
+                if self.key_object
+                else rawjson.decode_ids,
                 raw=self.raw_json,
             )
         return self._source

@@ -16,6 +16,7 @@ from importlib import resources
 from tap_coupa.children import ChildStream
 from tap_coupa.collection import CollectionStream
 from tap_coupa.decimals import decimals_as_strings
+from tap_coupa.rawjson import KeyObject
 from tap_coupa.shape import EXTRA_FIELDS
 
 if t.TYPE_CHECKING:
@@ -36,6 +37,7 @@ class StreamSpec(t.TypedDict):
     array_field: str | None
     parent_key: str | None
     ancestor_keys: list[str]
+    key_object: KeyObject | None
 
 
 @cache
@@ -83,6 +85,8 @@ def stream_types() -> dict[str, type[CoupaStream]]:
             "__doc__": f"Coupa ``/api/{spec['path']}`` ({spec['definition']}).",
         }
         base: type[CoupaStream] = CollectionStream
+        if spec["key_object"]:
+            attributes["key_object"] = spec["key_object"]
         if spec["parent"]:
             base = ChildStream
             attributes["parent_stream_type"] = classes[spec["parent"]]
