@@ -7,12 +7,11 @@ Expectations come from the sandbox's records, walked down its own line collectio
 from __future__ import annotations
 
 import typing as t
-from decimal import Decimal
 
 import pytest
 
 from coupa_sandbox import Sandbox
-from tests.helpers import TapRunner, tap_config
+from tests.helpers import TapRunner, same, tap_config
 
 pytestmark = pytest.mark.sandbox
 
@@ -52,17 +51,6 @@ def nested_rows(sandbox: Sandbox, stream: str) -> list[tuple[list[int], Row]]:
             for item in parent.get(field) or []
         ]
     return level
-
-
-def same(emitted: t.Any, served: t.Any) -> bool:
-    """Equal as a target sees them: Coupa's decimal strings arrive as exact numbers."""
-    if isinstance(emitted, (Decimal, int)) and isinstance(served, str):
-        return not isinstance(emitted, bool) and Decimal(served) == Decimal(emitted)
-    if isinstance(emitted, dict) and isinstance(served, dict):
-        return emitted.keys() == served.keys() and all(same(emitted[k], served[k]) for k in served)
-    if isinstance(emitted, list) and isinstance(served, list):
-        return len(emitted) == len(served) and all(map(same, emitted, served))
-    return bool(emitted == served)
 
 
 @pytest.fixture(scope="module")
