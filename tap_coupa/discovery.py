@@ -56,7 +56,7 @@ def discover_custom_fields(streams: Sequence[CoupaStream], resources: SyncResour
             http.get, stream.path, limit, stream=stream.name, scope=stream.scope, stats=http.stats
         )
         for stream in streams
-        if not stream.parent_stream_type
+        if not stream.parent_stream_type and "custom-fields" in stream.schema["properties"]
     }
     for stream, future in futures.items():
         try:

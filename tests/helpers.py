@@ -54,6 +54,12 @@ def tap_config(sb: Sandbox, **overrides: t.Any) -> dict[str, t.Any]:
     }
 
 
+def sandbox_custom_objects(sb: Sandbox) -> list[dict[str, str]]:
+    """The ``custom_objects`` setting naming every custom object the sandbox serves."""
+    served = sb.state.config.custom_objects
+    return [{"name": name, "object_id": object_id} for object_id, name in served.items()]
+
+
 @dataclass
 class Output:
     """What one tap run printed, parsed."""
