@@ -14,6 +14,7 @@ import sys
 import typing as t
 from pathlib import Path
 
+import pendulum
 import pytest
 
 from coupa_sandbox import Sandbox
@@ -24,6 +25,12 @@ pytestmark = pytest.mark.sandbox
 Row = dict[str, t.Any]
 #: The sandbox's default custom objects: id -> name.
 VEHICLES = {"name": "vehicles", "object_id": "101"}
+
+
+def instant(value: str) -> pendulum.DateTime:
+    parsed = pendulum.parse(value)
+    assert isinstance(parsed, pendulum.DateTime)
+    return parsed
 
 
 def config(sandbox: Sandbox, **overrides: t.Any) -> dict[str, t.Any]:
@@ -119,3 +126,20 @@ def test_a_wrong_custom_object_is_one_clear_error(sandbox: Sandbox, tmp_path: Pa
     assert synced.returncode == 1
     assert "custom_objects: '999' is not a custom object" in synced.stderr
     assert "Traceback" not in synced.stderr
+
+
+def test_purchase_order_revisions_resume_from_their_created_at(
+    sandbox: Sandbox, tap: TapRunner
+) -> None:
+    first = tap.run(config(sandbox), ["purchase_order_revisions"])
+    state = first.state["bookmarks"]["purchase_order_revisions"]
+    assert state["replication_key"] == "created-at"
+    since = instant(state["replication_key_value"])
+    again = tap.run(config(sandbox), ["purchase_order_revisions"], first.state)
+    expected = {
+        r["revision-record"]["id"]
+        for r in sandbox.records("purchase_order_revisions")
+        if instant(r["revision-record"]["created-at"]) >= since
+    }
+    assert expected, "the bookmark's second is re-read: the test needs a revision there"
+    assert again.ids("purchase_order_revisions") == expected
