@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", default="America/Los_Angeles")
     p.add_argument("--eager", action="store_true", help="generate all data before serving")
     p.add_argument("--cache-records", type=int, default=5000, help="records kept per stream")
+    p.add_argument(
+        "--custom-objects",
+        type=_json_arg,
+        default=None,
+        help='custom objects as JSON {"<id>": "<name>"}; default: two examples',
+    )
     p.add_argument("--client-id", default="sandbox-client")
     p.add_argument("--client-secret", default="sandbox-secret")
     p.add_argument("--api-key", default="sandbox-api-key")
@@ -174,6 +180,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         background=args.background,
         eager=args.eager,
         cache_records=args.cache_records,
+        **({} if args.custom_objects is None else {"custom_objects": args.custom_objects}),
     )
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coupa_sandbox import documented
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_SOURCE = PACKAGE_DIR.parent.parent / "shared" / "coupa-api-r39"
 OUTPUT = PACKAGE_DIR / "resources.json"
@@ -54,6 +56,21 @@ LINE_COLLECTIONS: tuple[tuple[str, str], ...] = (
     ("purchase_order_lines", "account-allocations"),
     ("expense_lines", "account-allocations"),
     ("expense_lines", "expense-line-taxes"),
+    ("suppliers", "remit-to-addresses"),
+    ("suppliers", "supplier-addresses"),
+    ("suppliers", "contacts"),
+    ("suppliers", "diversities"),
+    ("supplier_information", "supplier-information-addresses"),
+    ("supplier_information", "supplier-information-contacts"),
+    ("business_entities", "addresses"),
+    ("asn_headers", "lines"),
+    ("cycle_counts", "cycle-count-lines"),
+    ("order_pads", "order-pad-lines"),
+    ("quote_requests", "lines"),
+    ("quote_responses", "lines"),
+    ("receipt_requests", "lines"),
+    ("return_requests", "lines"),
+    ("warehouses", "warehouse-locations"),
 )
 
 # Read scopes that the naming rule in read_scope() cannot find, by path. Coupa groups
@@ -275,22 +292,39 @@ def reachable(model: dict[str, dict[str, str]], roots: list[str]) -> set[str]:
 
 
 def build(source: Path) -> JsonDict:
-    """The whole model: served resources, line collections and their definitions."""
+    """The whole model: served resources (R39's, then Compass's), lines, definitions."""
     apis = load(source)
     served = resources(apis)
     lines = line_collections(served)
-    model = definitions(apis)
-    roots = [f"{r.api.key}/{r.definition}" for r in served]
+    model = {**definitions(apis), **documented.DEFINITIONS}
     known = set().union(*(api.read_scopes for api in apis))
+    extra = {name: dict(spec) for name, spec in sorted(documented.RESOURCES.items())}
+    for name, spec in [
+        *extra.items(),
+        ("custom objects", {"scope": documented.CUSTOM_OBJECT_SCOPE}),
+    ]:
+        if name in {r.name for r in served}:
+            raise BuildError(f"{name} is an R39 collection now; drop it from documented.py")
+        if spec["scope"] not in known:
+            raise BuildError(f"documented.py: {name} scope {spec['scope']} is not an R39 scope")
+    roots = [f"{r.api.key}/{r.definition}" for r in served]
+    roots += [spec["definition"] for spec in extra.values()] + [documented.CUSTOM_OBJECT]
     keep = reachable(model, [*roots, *(line["definition"] for line in lines.values())])
     return {
         "resources": {
-            r.name: {
-                "path": r.path,
-                "definition": f"{r.api.key}/{r.definition}",
-                "scope": read_scope(r.path, r.api, known),
-            }
-            for r in served
+            **{
+                r.name: {
+                    "path": r.path,
+                    "definition": f"{r.api.key}/{r.definition}",
+                    "scope": read_scope(r.path, r.api, known),
+                }
+                for r in served
+            },
+            **extra,
+        },
+        "custom_object": {
+            "definition": documented.CUSTOM_OBJECT,
+            "scope": documented.CUSTOM_OBJECT_SCOPE,
         },
         "lines": lines,
         "definitions": {key: model[key] for key in sorted(keep)},

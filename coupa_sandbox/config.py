@@ -80,6 +80,11 @@ class SandboxConfig:
     background: Mapping[str, Any] | list[Mapping[str, Any]] | None = None
     eager: bool = False  # generate every stream at start instead of on first access
     cache_records: int = 5000  # generated records kept per stream
+    # The instance's custom objects: id (the API path segment) -> name. Their records
+    # are served at /api/custom_objects/<id>/object_instances as custom_object_<name>.
+    custom_objects: Mapping[str, str] = field(
+        default_factory=lambda: {"101": "vehicles", "102": "site_permits"}
+    )
 
     def record_count(self, stream: str) -> int:
         """Initial record count of a top-level stream (explicit counts are not scaled)."""

@@ -464,7 +464,7 @@ class StreamGenerator:
         """A copy of ``record`` updated "now": new ``updated-at`` and one changed value."""
         out = dict(record)
         props = self.stream.schema.props
-        if "updated-at" in props:
+        if props.get("updated-at", Node("")).kind == "datetime":
             out["updated-at"] = self.world.clock.format(now)
         candidates = [
             p
@@ -570,6 +570,12 @@ class StreamGenerator:
     def _compile_prop(self, prop: str, node: Node, path: tuple[str, ...], depth: int) -> FieldFn:
         name = self.stream.name
         clock = self.world.clock
+        if depth == 0 and self.stream.key_object is not None:
+            if prop == self.stream.key_object:
+                return self._key_object(node)
+            if prop == "id":  # whose revision this is: an order of the purchase_orders pool
+                orders = self.world.ids("purchase_orders")
+                return lambda rng, ctx: orders[ctx.index % len(orders)]
         if prop == "id" and node.kind == "integer":
             if depth == 0:
                 return lambda rng, ctx: ctx.record_id
@@ -593,6 +599,26 @@ class StreamGenerator:
         if node.kind == "open" and prop == "custom-fields":
             return self._custom_fields(path)
         return _none
+
+    def _key_object(self, node: Node) -> FieldFn:
+        """The object holding the row's own id and creation time (``revision-record``).
+
+        The store indexes rows by these, so filters and order on ``id`` and
+        ``created-at`` apply to them, as Coupa documents for revisions.
+        """
+        clock = self.world.clock
+        users = self.world.ids("users")
+
+        def key_object(rng: Random, ctx: RecordCtx) -> dict[str, Any]:
+            found = {
+                "id": ctx.record_id,
+                "revision": 1 + ctx.index % 4,
+                "created-at": clock.format(ctx.created),
+                "created-by": users[ctx.index % len(users)],
+            }
+            return {key: value for key, value in found.items() if key in node.props}
+
+        return key_object
 
     def _scalar(self, prop: str, node: Node, depth: int) -> FieldFn:
         chance = density(self.stream.name, prop, depth)

@@ -13,6 +13,7 @@ only returned when a ``fields`` projection asks for it.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import json
 import re
@@ -296,6 +297,9 @@ def parse_query(
     """Parse decoded query parameters; raises :class:`QueryError` for bad input."""
     query = Query(limit=page_size)
     custom = tuple(custom_keys)
+    if stream.key_object is not None:
+        # Filters and order apply inside the key object (a revision's revision-record).
+        stream = dataclasses.replace(stream, schema=stream.schema.props[stream.key_object])
     last: dict[str, str] = {}
     for key, value in params:
         last[key] = value  # Rails keeps the last of repeated scalar keys

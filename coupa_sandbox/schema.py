@@ -62,6 +62,8 @@ class StreamDef:
     schema: Node
     parent: str | None = None
     array_field: str | None = None
+    key_object: str | None = None
+    """The nested object holding the record's own id (a PO revision's revision-record)."""
 
     @property
     def top_level(self) -> bool:
@@ -72,7 +74,11 @@ class StreamDef:
     def replication_key(self) -> str | None:
         """The timestamp Coupa's ``[gt]`` filters follow for incremental reads."""
         props = self.schema.props
-        return next((key for key in ("updated-at", "created-at") if key in props), None)
+        kinds = ("datetime",) if self.key_object is None else ()
+        found = (
+            key for key in ("updated-at", "created-at") if props.get(key, Node("")).kind in kinds
+        )
+        return next(found, "created-at" if self.key_object else None)
 
 
 class Registry:
@@ -167,22 +173,37 @@ def _shallow(spec: str) -> Node:
     return Node("open") if spec.startswith("@") else _scalar(spec)
 
 
-def load_registry() -> Registry:
-    """The bundled model as served streams (cached: it is immutable)."""
-    return _load_registry()
+def load_registry(custom_objects: Mapping[str, str] | None = None) -> Registry:
+    """The bundled model as served streams, plus the instance's custom objects.
+
+    ``custom_objects`` maps each custom object's id (its API path segment) to a name;
+    its records are served as stream ``custom_object_<name>``.
+    """
+    return _load_registry(tuple(sorted((custom_objects or {}).items())))
 
 
-@functools.lru_cache(maxsize=1)
-def _load_registry() -> Registry:
+@functools.lru_cache(maxsize=8)
+def _load_registry(custom_objects: tuple[tuple[str, str], ...]) -> Registry:
     text = importlib.resources.files(__package__).joinpath(MODEL_FILE).read_text("utf-8")
     model: dict[str, Any] = json.loads(text)
     lines = {(line["owner"], line["field"]): name for name, line in model["lines"].items()}
     builder = _Builder(model["definitions"], lines)
     streams: dict[str, StreamDef] = {}
+    custom = model["custom_object"]
+    for object_id, object_name in custom_objects:
+        model["resources"][f"custom_object_{object_name}"] = {
+            **custom,
+            "path": f"custom_objects/{object_id}/object_instances",
+        }
     for name, resource in model["resources"].items():
         schema = builder.record(name, resource["definition"])
         streams[name] = StreamDef(
-            name, resource["path"], resource["scope"], resource["definition"], schema
+            name,
+            resource["path"],
+            resource["scope"],
+            resource["definition"],
+            schema,
+            key_object=resource.get("key_object"),
         )
     for name, line in model["lines"].items():
         owner = streams[line["owner"]]

@@ -128,7 +128,7 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig, registry: Registry | None = None) -> None:
         self.config = config
-        self.registry = registry or load_registry()
+        self.registry = registry or load_registry(config.custom_objects)
         self.clock = Clock(config.timezone)
         if config.anchor:
             self.anchor = float(int(self.clock.parse(config.anchor)))

@@ -114,6 +114,13 @@ def main() -> None:
             "TAP_COUPA_BASE_URL": url,
             "TAP_COUPA_CLIENT_ID": "sandbox-client",
             "TAP_COUPA_CLIENT_SECRET": "sandbox-secret",
+            # The sandbox's two example custom objects (SandboxConfig.custom_objects).
+            "TAP_COUPA_CUSTOM_OBJECTS": json.dumps(
+                [
+                    {"name": "vehicles", "object_id": "101"},
+                    {"name": "site_permits", "object_id": "102"},
+                ]
+            ),
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
         DATABASE.parent.mkdir(exist_ok=True)

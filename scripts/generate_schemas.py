@@ -201,7 +201,47 @@ CHILDREN: tuple[Child, ...] = (
         "expense-line-id",
     ),
     Child("expense_line_taxes", "expense_lines", "expense-line-taxes", "expense-line-id"),
+    # Records owned by their parent (each with its own id and updated-at) that data
+    # teams query as tables. Arrays of shared references (content-groups, roles,
+    # account-types, tags), and arrays whose rows have a stream of their own
+    # (approvals, attachments, order-lines, expense-lines), are left out.
+    Child("supplier_remit_to_addresses", "suppliers", "remit-to-addresses", "supplier-id"),
+    Child("supplier_addresses", "suppliers", "supplier-addresses", "supplier-id"),
+    Child("supplier_contacts", "suppliers", "contacts", "supplier-id"),
+    Child("supplier_diversities", "suppliers", "diversities", "supplier-id"),
+    Child(
+        "supplier_information_addresses",
+        "supplier_information",
+        "supplier-information-addresses",
+        "supplier-information-id",
+    ),
+    Child(
+        "supplier_information_contacts",
+        "supplier_information",
+        "supplier-information-contacts",
+        "supplier-information-id",
+    ),
+    Child("business_entity_addresses", "business_entities", "addresses", "business-entity-id"),
+    Child("asn_header_lines", "asn_headers", "lines", "asn-header-id"),
+    Child("cycle_count_lines", "cycle_counts", "cycle-count-lines", "cycle-count-id"),
+    Child("order_pad_lines", "order_pads", "order-pad-lines", "order-pad-id"),
+    Child("quote_request_lines", "quote_requests", "lines", "quote-request-id"),
+    Child("quote_response_lines", "quote_responses", "lines", "quote-response-id"),
+    Child("receipt_request_lines", "receipt_requests", "lines", "receipt-request-id"),
+    Child("return_request_lines", "return_requests", "lines", "return-request-id"),
+    Child("warehouse_locations", "warehouses", "warehouse-locations", "warehouse-id"),
 )
+
+
+def ancestor_keys(child: Child) -> list[str]:
+    """The id properties of a child's ancestors above its parent, root first.
+
+    A grandchild row carries them all (an allocation: invoice-id and invoice-line-id),
+    so it joins to every level even where its parent's id is not unique alone.
+    """
+    parent = next((c for c in CHILDREN if c.name == child.parent), None)
+    return [] if parent is None else [*ancestor_keys(parent), parent.parent_key]
+
 
 # R39 "date"-format fields that are not calendar dates, so no date-time format for them.
 NOT_A_DATE: frozenset[tuple[str, str]] = frozenset(
@@ -212,6 +252,169 @@ OPEN_OBJECT: JsonDict = {"type": ["object", "null"]}
 OPEN_ARRAY: JsonDict = {"type": ["array", "null"]}
 SCALAR_TYPES = frozenset({"integer", "number", "boolean", "string"})
 DECIMAL_SIZE = re.compile(r"decimal\((\d+),(\d+)\)")
+
+
+INTEGER: JsonDict = {"type": ["integer", "null"]}
+TEXT: JsonDict = {"type": ["string", "null"]}
+FLAG: JsonDict = {"type": ["boolean", "null"]}
+INSTANT: JsonDict = {"type": ["string", "null"], "format": "date-time"}
+
+
+def rows_of(properties: JsonDict) -> JsonDict:
+    """An array of objects with the given declared properties (others kept as sent)."""
+    return {**OPEN_ARRAY, "items": {**OPEN_OBJECT, "properties": properties}}
+
+
+@dataclass(frozen=True)
+class Documented:
+    """A resource R39 lacks, declared from the elements of its Compass page.
+
+    ``key_object`` names an object holding the row's own id and replication key, when
+    the record's top-level ``id`` is another resource's: the tap lifts them to the top
+    and keeps that other id under ``displaced_id``.
+    """
+
+    name: str
+    path: str
+    page: str
+    scope: str
+    properties: JsonDict
+    replication_key: str | None
+    key_object: JsonDict | None = None
+
+
+# Resources found in Coupa's Compass documentation but not in the R39 definitions,
+# each with the Compass page its elements come from. Elements Compass does not list
+# arrive under extra-fields. A name without a path is a schema template, not a stream.
+_WIDGET_RESPONSE: JsonDict = {
+    "id": INTEGER,
+    "easy-form-id": INTEGER,
+    "easy-form-response-id": INTEGER,
+    "easy-form-widget-id": INTEGER,
+    "answer": TEXT,
+    "encrypted-answer": TEXT,
+    "field-name": TEXT,
+    "type": TEXT,
+    "widget-label": TEXT,
+    "widget-type": TEXT,
+    "created-at": INSTANT,
+    "updated-at": INSTANT,
+    "created-by": OPEN_OBJECT,
+    "updated-by": OPEN_OBJECT,
+}
+DOCUMENTED: tuple[Documented, ...] = (
+    Documented(
+        "easy_form_responses",
+        "easy_form_responses",
+        "Easy Form Responses API (/easy_form_responses); Easy Form Widget Responses API",
+        "core.easy_form_response.read",
+        {
+            "id": INTEGER,
+            "easy-form-id": INTEGER,
+            "name": TEXT,
+            "status": TEXT,
+            "submitted-at": INSTANT,
+            "created-at": INSTANT,
+            "updated-at": INSTANT,
+            "created-by": OPEN_OBJECT,
+            "updated-by": OPEN_OBJECT,
+            "requested-by": OPEN_OBJECT,
+            "subject": OPEN_OBJECT,
+            "current-approval": OPEN_OBJECT,
+            "approvals": rows_of({"id": INTEGER}),
+            "current-parallel-approvals": rows_of({"id": INTEGER}),
+            "easy-form-widget-responses": rows_of(_WIDGET_RESPONSE),
+            # SIM responses carry the supplier; custom object responses their object.
+            "supplier-id": INTEGER,
+            "custom_object_name": TEXT,
+            "custom_object_code": TEXT,
+            "custom-fields": OPEN_OBJECT,
+        },
+        "updated-at",
+    ),
+    Documented(
+        "purchase_order_revisions",
+        "purchase_order_revisions",
+        "Purchase Order Revisions API Example Calls",
+        # Compass names no scope; the page is part of the Purchase Orders API.
+        "core.purchase_order.read",
+        {
+            # The revision record's id and created-at, lifted (see key_object).
+            "id": INTEGER,
+            "created-at": INSTANT,
+            "purchase-order-id": INTEGER,
+            "revision-record": {
+                **OPEN_OBJECT,
+                "properties": {
+                    "id": INTEGER,
+                    "revision": INTEGER,
+                    "created-at": INSTANT,
+                    "created-by": INTEGER,
+                },
+            },
+            # Changed fields arrive as {"from": ..., "to": ...}; only changed ones appear.
+            "status": OPEN_OBJECT,
+            "version": OPEN_OBJECT,
+            "updated-at": OPEN_OBJECT,
+            "updated-by": OPEN_OBJECT,
+            "ship-to-user": OPEN_OBJECT,
+            "order-lines": rows_of(
+                {"id": INTEGER, "line-num": INTEGER, "created": FLAG, "deleted": FLAG}
+            ),
+        },
+        "created-at",
+        {
+            "object": "revision-record",
+            "keys": ["id", "created-at"],
+            "displaced_id": "purchase-order-id",
+        },
+    ),
+    Documented(
+        "custom_object",
+        "",
+        "Custom Object API (/custom_objects/id)",
+        COMMON,  # Compass names no scope for custom objects
+        {
+            "id": INTEGER,
+            "created-at": INSTANT,
+            "updated-at": INSTANT,
+            "created-by": OPEN_OBJECT,
+            "updated-by": OPEN_OBJECT,
+            "custom-object-code": TEXT,
+            "custom-object-name": TEXT,
+            "form-response-id": INTEGER,
+            # A custom object is made of the instance's custom fields (typed on
+            # --discover from live records, like every stream's custom-fields).
+            "custom-fields": OPEN_OBJECT,
+        },
+        "updated-at",
+    ),
+)
+
+
+def documented_outputs(known_scopes: set[str], r39_names: set[str]) -> dict[str, JsonDict]:
+    """Schema (and registry entry, for a stream) of each DOCUMENTED resource."""
+    out: dict[str, JsonDict] = {}
+    for doc in DOCUMENTED:
+        if doc.name in r39_names:
+            raise GeneratorError(f"{doc.name} is in R39 now; drop it from DOCUMENTED")
+        if doc.scope not in known_scopes:
+            raise GeneratorError(f"{doc.name}: scope {doc.scope} is not in R39")
+        out[doc.name] = {"schema": {"type": "object", "properties": doc.properties}}
+        if doc.path:
+            out[doc.name]["entry"] = {
+                "path": doc.path,
+                "definition": f"Compass: {doc.page}",
+                "scope": doc.scope,
+                "primary_keys": ["id"],
+                "replication_key": doc.replication_key,
+                "parent": None,
+                "array_field": None,
+                "parent_key": None,
+                "ancestor_keys": [],
+                "key_object": doc.key_object,
+            }
+    return out
 
 
 class GeneratorError(Exception):
@@ -342,7 +545,8 @@ def record_schema(stream: Stream) -> JsonDict:
     # Instance-specific custom fields arrive whole as one object on every record.
     properties["custom-fields"] = dict(OPEN_OBJECT)
     if stream.parent is not None:
-        properties[stream.parent.parent_key] = {"type": ["integer", "null"]}
+        for key in [*ancestor_keys(stream.parent), stream.parent.parent_key]:
+            properties[key] = {"type": ["integer", "null"]}
     if "id" in properties:
         properties["id"] = {"type": ["integer", "null"]}
     return {"type": "object", "properties": properties}
@@ -406,6 +610,8 @@ def registry_entry(stream: Stream) -> JsonDict:
         "parent": child.parent if child else None,
         "array_field": child.array_field if child else None,
         "parent_key": child.parent_key if child else None,
+        "ancestor_keys": ancestor_keys(child) if child else [],
+        "key_object": None,
     }
 
 
@@ -423,7 +629,12 @@ def generate(source: Path) -> dict[str, str]:
         raise GeneratorError(f"scopes not in any R39 securityDefinitions: {unknown}")
     streams = discover_streams(apis)
     outputs = {f"{s.name}.json": render(record_schema(s)) for s in streams}
-    outputs[REGISTRY_FILE] = render({s.name: registry_entry(s) for s in streams})
+    entries = {s.name: registry_entry(s) for s in streams}
+    for name, doc in documented_outputs(known_scopes, set(entries)).items():
+        outputs[f"{name}.json"] = render(doc["schema"])
+        if "entry" in doc:
+            entries[name] = doc["entry"]
+    outputs[REGISTRY_FILE] = render(entries)
     return outputs
 
 

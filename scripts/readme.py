@@ -37,7 +37,8 @@ def streams_table() -> str:
     for name, spec in sorted(registry().items()):
         source = f"`/api/{spec['path']}`"
         if spec["parent"]:
-            source = f"`{spec['array_field']}` of {spec['parent']} (`{spec['parent_key']}`)"
+            keys = ", ".join(f"`{key}`" for key in [*spec["ancestor_keys"], spec["parent_key"]])
+            source = f"`{spec['array_field']}` of {spec['parent']} ({keys})"
         key = spec["replication_key"] or "— (full table)"
         pk = ", ".join(spec["primary_keys"])
         rows.append(f"| {name} | {source} | {pk} | {key} | `{spec['scope']}` |")

@@ -8,20 +8,22 @@ from tap_coupa.errors import CoupaConfigError
 from tap_coupa.streams import property_names, registry
 
 if t.TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from singer_sdk.singerlib import Catalog
 
 METHODS = ("FULL_TABLE", "INCREMENTAL")
+#: The schema every configured custom object's stream starts from.
+CUSTOM_OBJECT_SCHEMA = "custom_object"
 
 
-def check_catalog(catalog: Catalog) -> None:
+def check_catalog(catalog: Catalog, custom_objects: Collection[str] = ()) -> None:
     """Refuse a catalog naming streams or properties this tap does not have.
 
     The SDK would otherwise ignore them silently, and a user would wait for data
-    that never comes.
+    that never comes. ``custom_objects`` are the configured custom objects' streams.
     """
-    specs = registry()
+    specs = {*registry(), *custom_objects}
     unknown = sorted(
         entry.tap_stream_id for entry in catalog.streams if entry.tap_stream_id not in specs
     )
@@ -32,7 +34,8 @@ def check_catalog(catalog: Catalog) -> None:
         )
         raise CoupaConfigError(msg)
     for entry in catalog.streams:
-        known = property_names(entry.tap_stream_id)
+        stream = entry.tap_stream_id
+        known = property_names(CUSTOM_OBJECT_SCHEMA if stream in custom_objects else stream)
         named = set((entry.schema.properties or {}) if entry.schema else {})
         named |= {crumb[1] for crumb in entry.metadata if len(crumb) > 1}
         if extra := sorted(named - known):

@@ -31,6 +31,9 @@ class ChildStream(CoupaStream):
     array_field: str = ""
     #: The property carrying the parent record's id.
     parent_key: str | None = None
+    #: The ids of the ancestors above the parent, copied from the parent's row, so a
+    #: grandchild joins to every level (an allocation: invoice-id, invoice-line-id).
+    ancestor_keys: tuple[str, ...] = ()
 
     _schema_sent = False
     _emitted = 0
@@ -64,7 +67,7 @@ class ChildStream(CoupaStream):
         self.log_children()
 
     def emit_from(self, parent: Mapping[str, t.Any]) -> None:
-        """Emit the rows of ``parent[array_field]``, each carrying the parent's id."""
+        """Emit the rows of ``parent[array_field]``, each carrying its ancestors' ids."""
         rows = parent.get(self.array_field)
         if rows.__class__ is rawjson.Raw:
             rows = rawjson.open_array(rows)
@@ -73,14 +76,16 @@ class ChildStream(CoupaStream):
         parent_id = parent.get("id")
         if parent_id.__class__ is rawjson.Raw:
             parent_id = rawjson.value(parent_id)
+        keys = {key: parent.get(key) for key in self.ancestor_keys}
+        if self.parent_key:
+            keys[self.parent_key] = parent_id
         emit = self.selected
         shape = self.shaper.shape
         for row in rows:
             if not isinstance(row, dict):
                 continue
             record = self._own(row)
-            if self.parent_key:
-                record[self.parent_key] = parent_id
+            record.update(keys)
             shape(record)
             if emit:
                 self._write_record_message(record)

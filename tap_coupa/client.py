@@ -98,6 +98,11 @@ class CoupaStream(RESTStream[int]):
             for stream_map in self.stream_maps
         )
 
+    @classmethod
+    def lists_ids(cls) -> bool:
+        """Whether the stream can list its ids, to find deleted records (``deletes.py``)."""
+        return False
+
     @property
     def synced(self) -> bool:
         """Whether this run syncs the stream: selected, or feeding a selected child."""
@@ -106,8 +111,12 @@ class CoupaStream(RESTStream[int]):
     # Feeding child streams: rows of this stream's nested arrays, no extra request.
 
     def prepare_children(self) -> None:
-        """Compile this sync's selection and get the wanted children ready."""
-        self.shaper.select(self.mask)
+        """Compile this sync's selection and get the wanted children ready.
+
+        A stream synced only for its children emits nothing, so nothing is pruned: its
+        mask deselects every property, the id its scan and its children read included.
+        """
+        self.shaper.select(self.mask if self.selected else {})
         wanted = [c for c in self.child_streams if c.selected or c.has_selected_descendents]
         # The registry makes every child of a Coupa stream a ChildStream.
         self._children = t.cast("list[ChildFeed]", wanted)

@@ -7,6 +7,7 @@ the one on the other and emits the records.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import typing as t
@@ -41,6 +42,14 @@ class CollectionStream(CoupaStream):
     """One Coupa collection, read by an ``IdScan`` that resumes from state."""
 
     _source: PageSource | None = None
+    #: Where the records keep their own id, if not at the top (see ``rawjson.lift_keys``).
+    key_object: rawjson.KeyObject | None = None
+
+    @classmethod
+    @override
+    def lists_ids(cls) -> bool:
+        """A collection can, unless its ids live inside its records (``key_object``)."""
+        return cls.key_object is None
 
     def _page_source(self) -> PageSource:
         if self._source is None:
@@ -54,7 +63,9 @@ class CollectionStream(CoupaStream):
             stream=self.name,
             path=self.path,
             scope=self.scope,
-            transform=rawjson.decode_ids,
+            transform=functools.partial(rawjson.lift_keys, spec=self.key_object)
+            if self.key_object
+            else rawjson.decode_ids,
             raw=raw,
         )
 
@@ -113,8 +124,8 @@ class CollectionStream(CoupaStream):
         scan = self._scan(progress, on_page)
         if scan.base_id is not None:
             self.logger.info("Resuming %r after id %s.", self.name, scan.base_id)
-        deletes = self.resources.settings.detects_deletes(self.name)
-        scanned = IdRuns()
+        deletes = self.lists_ids() and self.resources.settings.detects_deletes(self.name)
+        emitted = IdRuns()
         latest = InstantMax()
         key = self.replication_key
         shape = self.shaper.shape
@@ -127,7 +138,7 @@ class CollectionStream(CoupaStream):
             if key:
                 latest.observe(record.get(key))
             if deletes:
-                scanned.append(record["id"])
+                emitted.append(record["id"])
             yield record
             count += 1
             if count % CHECKPOINT_RECORDS == 0 or time.monotonic() >= checkpoint_at:
@@ -143,12 +154,12 @@ class CollectionStream(CoupaStream):
         self._log_progress(scan.source, count, started, cpu_started, done=True)
         self.log_children()
         if deletes:
-            yield from self._deletions(state, scanned)
+            yield from self._deletions(state, emitted)
 
-    def _deletions(self, state: StreamState, scanned: IdRuns) -> Iterator[Record]:
+    def _deletions(self, state: StreamState, emitted: IdRuns) -> Iterator[Record]:
         """Records for the ids gone since the last listing, when a listing is due."""
         check = state.deletes
-        check.add_scanned(scanned)
+        check.add_emitted(emitted)
         self.state_manager.is_flushed = False
         if not check.due(pendulum.now("UTC"), self.resources.settings.delete_check_interval):
             return

@@ -6,14 +6,16 @@ Coupa offers) with the same concurrent, gap-free scan as the records themselves
 deleted when the previous listing, or a scan before this listing began, saw it and
 this listing does not. Why that never reports an existing record:
 
+* The ids compared are those the target holds: the first listing's, then each id
+  the stream emits, less those reported. A record the tap never emitted (inserted and
+  deleted between two syncs) is never reported, so no target gets a phantom row.
 * Ids are never reused, and the scan yields every record that exists from the
-  listing's start to its end (its gap-free guarantee). So an id it does not yield
+  listing's start to its end (its gap-free guarantee). So a held id it does not yield
   did not exist, or did not match the filter, at some moment of the listing.
-* Only ids seen *before* the listing began are compared with it. A record inserted
-  (or entering the filter) while the listing runs is not among them; if the listing
-  missed it, the next listing judges it.
-* A listing that is killed resumes after the last id it checkpointed, with the ids it
-  had seen; ids that scans emit meanwhile wait for the listing after it
+* Only ids emitted *before* the listing began are compared with it: a record emitted
+  after it began may have entered the filter after the listing passed its id. A
+  listing that is killed resumes after the last id it checkpointed, with the ids it
+  had seen; ids that scans emit meanwhile join the held ones when it ends
   (``state.DeleteState``). A failed page fails the sync: nothing is compared.
 * A deletion is reported with the STATE that records the new listing right after it,
   so it is reported once.
@@ -64,12 +66,12 @@ class DeleteCheck:
         self._checkpoint = checkpoint
 
     def deleted_ids(self) -> Iterator[int]:
-        """List every id, then yield those seen before and no longer there.
+        """List every id, then yield the held ones no longer there.
 
         Nothing is yielded until the listing is complete; the caller reports the ids
-        and then writes the state this method leaves (the new baseline).
+        and then writes the state this method leaves (the new held ids).
         """
-        baseline = self.state.listed
+        baseline = self.state.known
         after_id, seen, started_at = self.state.resume()
         if started_at is None:
             started_at = pendulum.now("UTC").isoformat()
@@ -86,8 +88,7 @@ class DeleteCheck:
                 checkpoint_at = time.monotonic() + CHECKPOINT_SECONDS
         deleted: list[int] = []
         if baseline is not None:
-            candidates = baseline | self.state.scanned
-            deleted = [record_id for record_id in candidates if record_id not in seen]
+            deleted = [record_id for record_id in baseline if record_id not in seen]
         self.state.finish_listing(seen, started_at)
         stats = scan.source.stats
         logger.info(

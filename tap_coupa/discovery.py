@@ -11,6 +11,7 @@ import logging
 import typing as t
 from decimal import Decimal
 
+from tap_coupa.custom_objects import CustomObjectStream
 from tap_coupa.errors import CoupaError
 
 if t.TYPE_CHECKING:
@@ -61,14 +62,17 @@ def discover_custom_fields(streams: Sequence[CoupaStream], resources: SyncResour
             missing_ok=True,  # a first page: a resource missing here has no custom fields
         )
         for stream in streams
-        if not stream.parent_stream_type
+        if not stream.parent_stream_type and "custom-fields" in stream.schema["properties"]
     }
     for stream, future in futures.items():
         try:
-            records = future.result().records
+            page = future.result()
         except CoupaError as exc:
             logger.warning("No custom fields discovered for %r: %s", stream.name, exc)
             continue
+        if page.not_found and isinstance(stream, CustomObjectStream):
+            stream.check_found(page.not_found)
+        records = page.records
         found = infer_properties(
             r["custom-fields"] for r in records if isinstance(r.get("custom-fields"), dict)
         )

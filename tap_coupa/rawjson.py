@@ -58,6 +58,34 @@ def decode_ids(records: list[Record]) -> list[Record]:
     return records
 
 
+class KeyObject(t.TypedDict):
+    """Where a record keeps its own id when its top-level ``id`` is another's."""
+
+    object: str
+    keys: list[str]
+    displaced_id: str
+
+
+def lift_keys(records: list[Record], spec: KeyObject) -> list[Record]:
+    """Lift each record's own id (and bookmark) out of ``spec["object"]``.
+
+    A purchase order revision's ``id`` is its order's; the revision's own id, which
+    Coupa filters and orders by, is in its ``revision-record``. The order's id is kept
+    under ``spec["displaced_id"]``.
+    """
+    for record in decode_ids(records):
+        inner = record.get(spec["object"])
+        if inner.__class__ is Raw:
+            inner = record[spec["object"]] = open_object(inner)
+        if not isinstance(inner, dict):
+            continue
+        record[spec["displaced_id"]] = record.get("id")
+        for key in spec["keys"]:
+            found = inner.get(key)
+            record[key] = _full.decode(found) if found.__class__ is Raw else found
+    return records
+
+
 def elements(text: bytes) -> list[Raw] | None:
     """The elements of a JSON array, each raw; None if ``text`` is not valid JSON."""
     try:

@@ -197,6 +197,22 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "custom_objects",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("name", th.StringType(), required=True),
+                th.Property(
+                    "object_id", th.CustomType({"type": ["string", "integer"]}), required=True
+                ),
+            )
+        ),
+        description=(
+            "The instance's custom objects to extract, e.g. "
+            '[{"name": "vehicles", "object_id": "12"}]: each becomes stream '
+            "custom_object_<name>, read from /api/custom_objects/<object_id>/object_instances."
+        ),
+    ),
+    th.Property(
         "stream_options",
         th.ObjectType(additional_properties=STREAM_OPTIONS),
         description=(
@@ -205,6 +221,25 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
 ).to_dict()
+
+
+@dataclass(frozen=True)
+class CustomObject:
+    """One entry of the ``custom_objects`` setting (see ``custom_objects.py``)."""
+
+    name: str
+    object_id: str
+
+    @property
+    def stream(self) -> str:
+        """The stream's name."""
+        return f"custom_object_{self.name}"
+
+    @property
+    def path(self) -> str:
+        """The records' path under ``/api``."""
+        return f"custom_objects/{self.object_id}/object_instances"
+
 
 #: Each setting's default, read from the schema so it is written in one place.
 DEFAULTS: dict[str, t.Any] = {
@@ -238,6 +273,7 @@ class Settings:
     decimal_strings: bool
     discover_custom_fields: bool
     stream_options: Mapping[str, Mapping[str, t.Any]]
+    custom_objects: tuple[CustomObject, ...]
     token_url: str | None
     client_id: str | None
     client_secret: str | None
@@ -257,7 +293,8 @@ class Settings:
         origin = _origin(base_url, allow_http=bool(value["allow_http"]))
         path = re.sub(r"/api$", "", urlsplit(base_url).path.rstrip("/"))
         options = dict(value.get("stream_options") or {})
-        if unknown := sorted(set(options) - set(streams)):
+        custom_objects = _custom_objects(value.get("custom_objects"), streams)
+        if unknown := sorted(set(options) - {*streams, *(c.stream for c in custom_objects)}):
             msg = (
                 f"stream_options names unknown streams {unknown}; use stream names "
                 "from --discover (e.g. invoices, purchase_orders)."
@@ -294,6 +331,7 @@ class Settings:
             decimal_strings=value["decimal_format"] == "string",
             discover_custom_fields=bool(value["discover_custom_fields"]),
             stream_options=options,
+            custom_objects=custom_objects,
             token_url=value.get("token_url"),
             client_id=_text(value.get("client_id")),
             client_secret=_text(value.get("client_secret")),
@@ -379,6 +417,26 @@ def _check_fields(stream: str, fields: object) -> None:
             '["invoice_number", {"supplier": ["id", "name"]}].'
         )
         raise CoupaConfigError(msg) from None
+
+
+def _custom_objects(value: object, streams: Collection[str]) -> tuple[CustomObject, ...]:
+    """Each custom object once, with a name that makes a stream name."""
+    found: dict[str, CustomObject] = {}
+    for entry in value if isinstance(value, list) else []:
+        name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+        object_id = str(entry.get("object_id", "")).strip() if isinstance(entry, dict) else ""
+        custom = CustomObject(name, object_id)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or not object_id or "/" in object_id:
+            msg = (
+                f"custom_objects: {entry!r} needs a name of lowercase letters, digits and _ "
+                'and the object\'s id, e.g. {"name": "vehicles", "object_id": "12"}.'
+            )
+            raise CoupaConfigError(msg)
+        if custom.stream in found or custom.stream in streams:
+            msg = f"custom_objects: {name!r} is named twice; give each object its own name."
+            raise CoupaConfigError(msg)
+        found[custom.stream] = custom
+    return tuple(found.values())
 
 
 def _duration(name: str, value: object) -> pendulum.Duration:

@@ -177,11 +177,11 @@ class StreamState:
 class DeleteState:
     """The ``deletes`` entry of a stream's state, for delete detection (``deletes.py``).
 
-    ``listed``: every id the last complete listing saw (absent before the first);
-    ``scanned``: ids the stream's scans emitted since that listing began (and before
-    the next one began); ``checked_at``: when that listing began; ``listing``: an
-    interrupted listing (``after_id``, the ``ids`` it had seen, the ids scanned since
-    it began), which the next sync resumes. Id sets are ``IdRuns``.
+    ``known``: the ids the target holds: those the first listing saw, then every id
+    emitted since, less those reported deleted (absent before the first listing);
+    ``checked_at``: when the last complete listing began; ``listing``: an interrupted
+    listing (``after_id``, the ``ids`` it had seen, and the ids ``emitted`` since it
+    began), which the next sync resumes. Id sets are ``IdRuns``.
     """
 
     def __init__(self, entry: MutableMapping[str, t.Any]) -> None:
@@ -193,13 +193,12 @@ class DeleteState:
         if not isinstance(entry, dict):
             msg = "is not an object"
             raise ValueError(msg)
-        for name in ("listed", "scanned"):
-            if name in entry:
-                try:
-                    IdRuns.from_state(entry[name])
-                except ValueError as exc:
-                    msg = f"has {name} that {exc}"
-                    raise ValueError(msg) from None
+        if "known" in entry:
+            try:
+                IdRuns.from_state(entry["known"])
+            except ValueError as exc:
+                msg = f"has known ids that {exc}"
+                raise ValueError(msg) from None
         if "checked_at" in entry and not is_instant(entry["checked_at"]):
             msg = f"has checked_at {entry['checked_at']!r}, not an ISO-8601 date-time"
             raise ValueError(msg)
@@ -213,30 +212,29 @@ class DeleteState:
                 msg = f"has a listing {listing!r} without after_id and started_at"
                 raise ValueError(msg)
             IdRuns.from_state(listing.get("ids"))
-            IdRuns.from_state(listing.get("scanned", []))
+            IdRuns.from_state(listing.get("emitted", []))
 
     @property
-    def listed(self) -> IdRuns | None:
-        """The ids of the last complete listing, or None before the first."""
-        flat = self._entry.get("listed")
+    def known(self) -> IdRuns | None:
+        """The ids the target holds, or None before the first listing."""
+        flat = self._entry.get("known")
         return None if flat is None else IdRuns.from_state(flat)
 
-    @property
-    def scanned(self) -> IdRuns:
-        """Ids emitted by scans since the last listing began."""
-        return IdRuns.from_state(self._entry.get("scanned", []))
-
-    def add_scanned(self, ids: IdRuns) -> None:
-        """Remember ids a scan emitted: a later listing that no longer sees one reports it.
+    def add_emitted(self, ids: IdRuns) -> None:
+        """Count ids a scan emitted among those the target holds.
 
         Only ids emitted before a listing began may be compared with it: a record that
         enters the filter after the listing passed its id would look deleted. So while
-        a listing is interrupted, what scans emit waits for the listing after it.
+        a listing is interrupted, what scans emit waits until it ends.
         """
-        if not len(ids) or self.listed is None:
+        if not len(ids) or "known" not in self._entry:
             return
-        holder = self._entry.get("listing") or self._entry
-        holder["scanned"] = (IdRuns.from_state(holder.get("scanned", [])) | ids).to_state()
+        holder, key = (
+            (self._entry["listing"], "emitted")
+            if "listing" in self._entry
+            else (self._entry, "known")
+        )
+        holder[key] = (IdRuns.from_state(holder.get(key, [])) | ids).to_state()
 
     def due(self, now: pendulum.DateTime, interval: pendulum.Duration) -> bool:
         """Whether a listing should run: the first, a resumed one, or one due by interval."""
@@ -258,11 +256,20 @@ class DeleteState:
         listing.update(after_id=after_id, ids=seen.to_state(), started_at=started_at)
 
     def finish_listing(self, seen: IdRuns, started_at: str) -> None:
-        """The listing is the new baseline; ids scanned while it ran wait for the next."""
+        """End a listing: held ids it saw, and those emitted while it ran, stay held.
+
+        The held ids it did not see were reported deleted. The first listing's ids
+        become the held ones.
+        """
         listing = self._entry.pop("listing", None) or {}
-        self._entry["listed"] = seen.to_state()
+        known = self.known
+        if known is None:
+            kept = seen
+        else:
+            kept = IdRuns.of(record_id for record_id in known if record_id in seen)
+        emitted = IdRuns.from_state(listing.get("emitted", []))
+        self._entry["known"] = (kept | emitted).to_state()
         self._entry["checked_at"] = started_at
-        self._entry["scanned"] = listing.get("scanned", [])
 
 
 def state_file_problem(value: object) -> str | None:

@@ -17,6 +17,7 @@ from tap_coupa.children import ChildStream
 from tap_coupa.collection import CollectionStream
 from tap_coupa.decimals import decimals_as_strings
 from tap_coupa.deletes import DELETED_AT, DELETED_AT_SCHEMA
+from tap_coupa.rawjson import KeyObject
 from tap_coupa.shape import EXTRA_FIELDS
 
 if t.TYPE_CHECKING:
@@ -36,6 +37,8 @@ class StreamSpec(t.TypedDict):
     parent: str | None
     array_field: str | None
     parent_key: str | None
+    ancestor_keys: list[str]
+    key_object: KeyObject | None
 
 
 @cache
@@ -90,11 +93,14 @@ def stream_types() -> dict[str, type[CoupaStream]]:
             "__doc__": f"Coupa ``/api/{spec['path']}`` ({spec['definition']}).",
         }
         base: type[CoupaStream] = CollectionStream
+        if spec["key_object"]:
+            attributes["key_object"] = spec["key_object"]
         if spec["parent"]:
             base = ChildStream
             attributes["parent_stream_type"] = classes[spec["parent"]]
             attributes["state_partitioning_keys"] = ()
             attributes["array_field"] = spec["array_field"]
             attributes["parent_key"] = spec["parent_key"]
+            attributes["ancestor_keys"] = tuple(spec["ancestor_keys"])
         classes[name] = type(_class_name(name), (base,), attributes)
     return classes

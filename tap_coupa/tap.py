@@ -14,10 +14,11 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
+from tap_coupa import custom_objects
 from tap_coupa.catalog import check_catalog, full_table_streams
 from tap_coupa.collection import CollectionStream
 from tap_coupa.discovery import discover_custom_fields
-from tap_coupa.errors import CoupaError
+from tap_coupa.errors import CoupaConfigError, CoupaError
 from tap_coupa.resources import SyncResources
 from tap_coupa.settings import SETTINGS_SCHEMA, Settings
 from tap_coupa.state import check_state, state_file_problem
@@ -45,11 +46,12 @@ class TapCoupa(Tap):
         # httpx logs every request at INFO; the per-stream summaries say what matters.
         for noisy in ("httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        custom: list[str] = []
         if self.config.get("base_url"):
-            self.settings  # noqa: B018 - validate early, with a clear message
-        check_state(self.state, registry(), self.logger)
+            custom = [c.stream for c in self.settings.custom_objects]  # validates early
+        check_state(self.state, [*registry(), *custom], self.logger)
         if self.input_catalog is not None:
-            check_catalog(self.input_catalog)
+            check_catalog(self.input_catalog, custom)
 
     @classmethod
     @override
@@ -102,27 +104,42 @@ class TapCoupa(Tap):
 
     @override
     def discover_streams(self) -> list[CoupaStream]:
-        """One stream per Coupa collection in the registry.
+        """One stream per Coupa collection in the registry, and per custom object.
 
         Offline by default (the schemas ship with the tap); with
         ``discover_custom_fields`` a discovery also types each stream's custom fields
-        from a page of live records.
+        from a page of live records. Custom objects are always typed so: their
+        fields are all custom.
         """
         settings = self.settings
+        types = {
+            **{name: (cls, name) for name, cls in stream_types().items()},
+            **{
+                c.stream: (custom_objects.stream_type(c), custom_objects.SCHEMA)
+                for c in settings.custom_objects
+            },
+        }
         streams = [
             cls(
                 self,
                 load_schema(
-                    name,
+                    schema,
                     decimal_strings=settings.decimal_strings,
-                    deletes=issubclass(cls, CollectionStream) and settings.detects_deletes(name),
+                    deletes=cls.lists_ids() and settings.detects_deletes(name),
                 ),
                 self.resources,
             )
-            for name, cls in stream_types().items()
+            for name, (cls, schema) in types.items()
         ]
-        if settings.discover_custom_fields and self.input_catalog is None:
-            discover_custom_fields(streams, self.resources)
+        if self.input_catalog is None:
+            objects = [s for s in streams if isinstance(s, custom_objects.CustomObjectStream)]
+            typed = streams if self.settings.discover_custom_fields else objects
+            try:
+                if typed:
+                    discover_custom_fields(typed, self.resources)
+            except CoupaConfigError as exc:  # --discover runs outside invoke()
+                self.logger.error("%s", exc)
+                sys.exit(1)
         return streams
 
 

@@ -54,6 +54,12 @@ def tap_config(sb: Sandbox, **overrides: t.Any) -> dict[str, t.Any]:
     }
 
 
+def sandbox_custom_objects(sb: Sandbox) -> list[dict[str, str]]:
+    """The ``custom_objects`` setting naming every custom object the sandbox serves."""
+    served = sb.state.config.custom_objects
+    return [{"name": name, "object_id": object_id} for object_id, name in served.items()]
+
+
 @dataclass
 class Output:
     """What one tap run printed, parsed."""
@@ -229,6 +235,17 @@ class TapRunner:
             )
         assert loaded.returncode == 0, loaded.stderr.decode()[-3000:]
         assert tap_process.returncode == 0
+
+
+def same(emitted: t.Any, served: t.Any) -> bool:
+    """Equal as a target sees them: Coupa's decimal strings arrive as exact numbers."""
+    if isinstance(emitted, (Decimal, int)) and isinstance(served, str):
+        return not isinstance(emitted, bool) and Decimal(served) == Decimal(emitted)
+    if isinstance(emitted, dict) and isinstance(served, dict):
+        return emitted.keys() == served.keys() and all(same(emitted[k], served[k]) for k in served)
+    if isinstance(emitted, list) and isinstance(served, list):
+        return len(emitted) == len(served) and all(map(same, emitted, served))
+    return bool(emitted == served)
 
 
 def installed(command: str) -> str:

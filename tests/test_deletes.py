@@ -115,7 +115,7 @@ def test_a_killed_listing_resumes_without_false_or_repeated_deletions(tap: TapRu
                     "replication_key": "updated-at",
                     "replication_key_value": max(r["updated-at"] for r in records),
                     "deletes": {
-                        "listed": IdRuns.of(r["id"] for r in records).to_state(),
+                        "known": IdRuns.of(r["id"] for r in records).to_state(),
                         "checked_at": "2025-01-01T00:00:00+00:00",
                     },
                 }

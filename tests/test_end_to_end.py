@@ -13,7 +13,14 @@ import duckdb
 import pytest
 
 from coupa_sandbox import Sandbox
-from tests.helpers import CLIENT_ID, CLIENT_SECRET, TapRunner, installed, tap_config
+from tests.helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    TapRunner,
+    installed,
+    sandbox_custom_objects,
+    tap_config,
+)
 
 pytestmark = pytest.mark.external
 
@@ -55,7 +62,8 @@ def test_every_stream_loads_with_matching_row_counts(
     sandbox: Sandbox, tap: TapRunner, tmp_path: Path
 ) -> None:
     expected = sandbox.counts()
-    database = load(tap, tmp_path, tap_config(sandbox), sorted(expected))
+    settings = tap_config(sandbox, custom_objects=sandbox_custom_objects(sandbox))
+    database = load(tap, tmp_path, settings, sorted(expected))
     with duckdb.connect(str(database), read_only=True) as db:
         tables = {
             name

@@ -143,7 +143,9 @@ def type_problems(
 ) -> list[str]:
     """Tap properties the sandbox lacks or types differently (decimals with their size).
 
-    A child stream's parent key is the tap's own addition (R39 lines have none).
+    A child stream's parent and ancestor keys are the tap's own (R39 lines have none),
+    and so are the keys a stream lifts out of its key object (the sandbox's record keeps
+    them inside ``revision-record``, where they are compared).
     """
     problems: list[str] = []
     for name, spec in sorted(streams.items()):
@@ -151,7 +153,10 @@ def type_problems(
         if served is None:
             continue
         schema = tap_schema(name, directory)
-        schema["properties"].pop(spec["parent_key"] or "", None)
+        lifted = spec["key_object"] or {"keys": [], "displaced_id": None}
+        own = [spec["parent_key"], *spec["ancestor_keys"], lifted["displaced_id"]]
+        for key in [*own, *(k for k in lifted["keys"] if k != "id")]:
+            schema["properties"].pop(key or "", None)
         _compare(schema, served.schema, name, problems)
     return problems
 
