@@ -78,6 +78,8 @@ class SandboxConfig:
     background: Mapping[str, Any] | list[Mapping[str, Any]] | None = None
     eager: bool = False  # generate every stream at start instead of on first access
     cache_records: int = 5000  # generated records kept per stream
+    # An administrator's default API response filter (see query.DEFAULT_FILTER_STREAMS).
+    default_response_filter: bool = False
 
     def record_count(self, stream: str) -> int:
         """Initial record count of a top-level stream (explicit counts are not scaled)."""

@@ -187,6 +187,10 @@ class Sandbox:
         self.state.latency_ms = latency_ms
         self.state.bandwidth = bandwidth
 
+    def set_default_response_filter(self, on: bool = True) -> None:
+        """Switch an administrator's default API response filter on or off."""
+        self.state.default_response_filter = on
+
     def expire_tokens(self) -> None:
         """Invalidate every issued token."""
         self.state.tokens.expire_all()

@@ -46,6 +46,19 @@ STREAM_OPTIONS = th.ObjectType(
         th.StringType(allowed_values=list(RETURN_OBJECTS)),
         description="Coupa return_object: limited or shallow.",
     ),
+    th.Property(
+        "request_fields",
+        th.BooleanType(),
+        description="This stream's request_fields (overrides the top-level setting).",
+    ),
+    th.Property(
+        "extra_fields",
+        th.ArrayType(th.StringType()),
+        description=(
+            "Fields the schema lacks (a newer release's, e.g. carbon_footprint_kg) to ask "
+            "Coupa for by name; they arrive under extra-fields. Implies request_fields."
+        ),
+    ),
 )
 
 SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
@@ -164,10 +177,25 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "request_fields",
+        th.BooleanType(),
+        # Off: Compass does not say what an instance does with a field name it does
+        # not know, and a full selection is too long a URL for the widest streams.
+        default=False,
+        description=(
+            "Send Coupa a fields projection built from the catalog's selected properties "
+            "(and the selected child streams'), so deselected properties are never "
+            "transferred and an administrator's default API response filter is "
+            "overridden. A stream whose projection would make the URL longer than 8000 "
+            "characters is requested without one (logged once)."
+        ),
+    ),
+    th.Property(
         "stream_options",
         th.ObjectType(additional_properties=STREAM_OPTIONS),
         description=(
-            "Per-stream fields, filters and return_object, keyed by stream name, e.g. "
+            "Per-stream fields, filters, return_object, request_fields and extra_fields, "
+            "keyed by stream name, e.g. "
             '{"invoices": {"filters": {"status": "approved"}}}.'
         ),
     ),
@@ -198,6 +226,7 @@ class Settings:
     user_agent: str | None
     decimal_strings: bool
     discover_custom_fields: bool
+    request_fields: bool
     stream_options: Mapping[str, Mapping[str, t.Any]]
     token_url: str | None
     client_id: str | None
@@ -221,6 +250,7 @@ class Settings:
             raise CoupaConfigError(msg)
         for stream, option in options.items():
             _check_fields(stream, (option or {}).get("fields"))
+            _check_extra_fields(stream, (option or {}).get("extra_fields"))
         return cls(
             origin=origin,
             api_base=f"{origin}{path}/api",
@@ -235,6 +265,7 @@ class Settings:
             user_agent=value.get("user_agent"),
             decimal_strings=value["decimal_format"] == "string",
             discover_custom_fields=bool(value["discover_custom_fields"]),
+            request_fields=bool(value["request_fields"]),
             stream_options=options,
             token_url=value.get("token_url"),
             client_id=_text(value.get("client_id")),
@@ -242,6 +273,14 @@ class Settings:
             api_key=_text(value.get("api_key")),
             scopes=_scopes(value.get("scopes")),
         )
+
+    def projects(self, stream: str) -> bool:
+        """Whether ``stream`` asks for a projection built from the catalog."""
+        option = self.stream_options.get(stream) or {}
+        if option.get("extra_fields"):
+            return True
+        chosen = option.get("request_fields")
+        return self.request_fields if chosen is None else bool(chosen)
 
     def __repr__(self) -> str:
         """Name the instance only: the dataclass default would print the secrets."""
@@ -300,6 +339,16 @@ def _check_fields(stream: str, fields: object) -> None:
             '["invoice_number", {"supplier": ["id", "name"]}].'
         )
         raise CoupaConfigError(msg) from None
+
+
+def _check_extra_fields(stream: str, names: object) -> None:
+    if names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return
+    msg = (
+        f"stream_options.{stream}.extra_fields {names!r} is not a list of field names; "
+        'give e.g. ["carbon_footprint_kg"].'
+    )
+    raise CoupaConfigError(msg)
 
 
 def _duration(name: str, config: Mapping[str, t.Any]) -> pendulum.Duration:
