@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-lifetime", type=float, default=None, help="force tokens to expire after N seconds"
     )
     p.add_argument(
+        "--default-response-filter",
+        action="store_true",
+        help="trim invoices, orders, users, expenses and requisitions to a few fields "
+        "unless a request gives fields (an administrator's default API response filter)",
+    )
+    p.add_argument(
         "--background",
         type=_json_arg,
         default=None,
@@ -181,6 +187,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         eager=args.eager,
         cache_records=args.cache_records,
         **({} if args.custom_objects is None else {"custom_objects": args.custom_objects}),
+        default_response_filter=args.default_response_filter,
     )
 
 

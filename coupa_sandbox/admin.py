@@ -3,7 +3,7 @@
 Tests and demos use it to compare what a sync extracted with what the instance holds,
 and to switch faults and live mutations while a sync runs.
 
-``GET  /_sandbox/stats``               request/status/fault/token counters
+``GET  /_sandbox/stats``               request/status/fault/token counters, body bytes sent
 ``GET  /_sandbox/counts``              stream -> record count (child streams: nested items)
 ``GET  /_sandbox/streams``             top-level streams with path and scope
 ``GET  /_sandbox/records/<stream>``    every current record, full JSON, id order
@@ -15,6 +15,8 @@ and to switch faults and live mutations while a sync runs.
                                       (and ``"delete_ids": [...]`` to delete chosen records)
 ``GET  /_sandbox/background``          current background mutation rules
 ``POST /_sandbox/background``          ``{"stream": s, "every_requests": k, …}`` (``{}`` stops)
+``GET  /_sandbox/response-filter``     whether the default API response filter is on
+``POST /_sandbox/response-filter``     ``{"default": true}`` trims invoices, orders, users, …
 ``POST /_sandbox/reset``               regenerate all data from the seed
 ``POST /_sandbox/expire-tokens``       invalidate every issued token
 ``POST /_sandbox/reset-stats``         zero the counters, empty the request log
@@ -81,6 +83,8 @@ class AdminApi:
                 return json_response(200, state.store.background())
             if route == "requests":
                 return json_response(200, state.requests.entries())
+            if route == "response-filter":
+                return json_response(200, {"default": state.default_response_filter})
         elif method == "POST":
             if route == "background" and isinstance(payload, list):
                 state.set_background(payload)
@@ -105,6 +109,9 @@ class AdminApi:
             if route == "background":
                 state.set_background(payload)
                 return json_response(200, state.store.background())
+            if route == "response-filter":
+                state.default_response_filter = bool(payload["default"])
+                return json_response(200, {"default": state.default_response_filter})
             if route == "reset":
                 state.store.reset()
                 return json_response(200, {"reset": True})

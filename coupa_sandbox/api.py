@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from . import xml
-from .query import QueryError, parse_query, shape
+from .query import QueryError, apply_default_filter, parse_query, shape
 from .schema import StreamDef
 from .state import SandboxState
 
@@ -142,6 +142,8 @@ class CoupaApi:
             query = parse_query(params, stream, custom_keys, self.state.clock, self.state.page_size)
         except QueryError as exc:
             return error_response(400, exc.key, exc.message, as_json)
+        if self.state.default_response_filter:
+            apply_default_filter(query, stream)
         if record_id is not None:
             found = store.get(stream.name, record_id)
             if found is None:

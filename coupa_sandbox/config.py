@@ -85,6 +85,8 @@ class SandboxConfig:
     custom_objects: Mapping[str, str] = field(
         default_factory=lambda: {"101": "vehicles", "102": "site_permits"}
     )
+    # An administrator's default API response filter (see query.DEFAULT_FILTER_STREAMS).
+    default_response_filter: bool = False
 
     def record_count(self, stream: str) -> int:
         """Initial record count of a top-level stream (explicit counts are not scaled)."""

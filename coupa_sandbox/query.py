@@ -366,6 +366,33 @@ def select(
     return matched[query.offset : query.offset + query.limit]
 
 
+#: Resources an administrator may give a default API response filter (Compass, "API
+#: Response Filters"): it then applies to every call without ``fields``.
+DEFAULT_FILTER_STREAMS = frozenset(
+    {
+        "invoices",
+        "purchase_orders",
+        "purchase_order_lines",
+        "users",
+        "expense_reports",
+        "expense_lines",
+        "requisitions",
+    }
+)
+#: What the sandbox's default filter keeps: a few fields, as a trimmed filter would.
+DEFAULT_FILTER: Spec = {"id": None, "created-at": None, "updated-at": None, "status": None}
+
+
+def apply_default_filter(query: Query, stream: StreamDef) -> None:
+    """Trim ``query``'s records to the default filter, unless it asks for ``fields``.
+
+    Compass presents ``fields`` as a filter defined per call, the alternative to a
+    stored one, so an explicit ``fields`` is served instead of the default filter.
+    """
+    if query.fields is None and stream.name in DEFAULT_FILTER_STREAMS:
+        query.fields = DEFAULT_FILTER
+
+
 INDEX_FIELDS: dict[tuple[str, ...], int] = {("id",): 0, ("created-at",): 1, ("updated-at",): 2}
 
 

@@ -198,6 +198,10 @@ class Sandbox:
         """Serve at most ``page_size`` records per page whatever ``limit`` asks (a cap)."""
         self.state.set_page_size(page_size)
 
+    def set_default_response_filter(self, on: bool = True) -> None:
+        """Switch an administrator's default API response filter on or off."""
+        self.state.default_response_filter = on
+
     def expire_tokens(self) -> None:
         """Invalidate every issued token."""
         self.state.tokens.expire_all()

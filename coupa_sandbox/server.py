@@ -191,7 +191,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     ) -> None:
         state = self.server.state
         if count:
-            state.stats.status(response.status)
+            state.stats.status(response.status, len(response.body))
             if delay:
                 wait = state.latency_ms / 1000.0
                 if state.bandwidth:

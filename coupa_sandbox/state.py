@@ -36,6 +36,7 @@ class Stats:
             self.by_status: dict[str, int] = {}
             self.by_stream: dict[str, int] = {}
             self.rate_limited = 0
+            self.body_bytes = 0
 
     def request(self, request_class: str) -> None:
         """Count an incoming request of a class (``api``, ``token``, ``admin``, ``other``)."""
@@ -44,11 +45,12 @@ class Stats:
                 self.requests += 1
             self.by_class[request_class] = self.by_class.get(request_class, 0) + 1
 
-    def status(self, status: int) -> None:
-        """Count a response status (``reset`` counts as status 0)."""
+    def status(self, status: int, body_bytes: int = 0) -> None:
+        """Count a response status (``reset`` counts as status 0) and its body's size."""
         with self._lock:
             key = str(status)
             self.by_status[key] = self.by_status.get(key, 0) + 1
+            self.body_bytes += body_bytes
 
     def stream(self, name: str) -> None:
         """Count a served request per stream."""
@@ -69,6 +71,7 @@ class Stats:
                 "by_status": dict(self.by_status),
                 "by_stream": dict(self.by_stream),
                 "rate_limited": self.rate_limited,
+                "body_bytes": self.body_bytes,
             }
 
 
@@ -157,6 +160,7 @@ class SandboxState:
         self.latency_ms = config.effective_latency_ms()
         self.set_page_size(config.page_size)
         self.bandwidth = config.effective_bandwidth()
+        self.default_response_filter = config.default_response_filter
         self.stats = Stats()
         self.requests = RequestLog()
         self.started = datetime.now().astimezone().isoformat()

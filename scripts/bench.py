@@ -8,6 +8,8 @@ Two sandbox profiles, each a separate process on loopback:
 * fast: no latency, no limit. CPU per record is compared with two floors, measured in
   this run on the same pages: msgspec decoding them fully, and decoding them one level
   deep as the tap does (values kept raw), each then encoding RECORD messages.
+* fields: realistic, invoices with half their properties deselected, with and without
+  ``request_fields``: bytes per page (the sandbox counts them) and records/s.
 
 The physical ceiling is the rate limit times 50 records per request. Records/s and "of
 ceiling" come from the stream's scan as the tap logs it; the wall-clock figures time
@@ -64,6 +66,8 @@ class Result:
     peak_rss_mb: float
     #: The process's CPU time during the stream's scan, as the tap logs it.
     cpu_seconds: float
+    #: Response bodies the sandbox sent (token and API).
+    body_bytes: int = 0
 
     def cpu_us_per_record(self) -> float:
         return self.cpu_seconds * 1e6 / max(self.records, 1)
@@ -157,7 +161,24 @@ def count_records(stream: t.IO[bytes]) -> int:
     return count
 
 
-def run_tap(label: str, sandbox: SandboxProcess, workdir: Path, **settings: object) -> Result:
+def half_deselected(schema: dict[str, t.Any]) -> set[str]:
+    """Half of the properties, as a user who wants header columns would deselect them:
+    the nested ones (associations, lines) first, then every other scalar."""
+    properties = schema["properties"]
+    names = sorted(set(properties) - {"id", "updated-at", "extra-fields"})
+    nested = [n for n in names if properties[n].get("properties") or "items" in properties[n]]
+    scalars = [n for n in names if n not in nested]
+    return set([*nested, *scalars[::2], *scalars[1::2]][: len(properties) // 2])
+
+
+def run_tap(
+    label: str,
+    sandbox: SandboxProcess,
+    workdir: Path,
+    half: bool = False,
+    /,
+    **settings: object,
+) -> Result:
     config = {
         "base_url": sandbox.url,
         "client_id": "sandbox-client",
@@ -176,9 +197,12 @@ def run_tap(label: str, sandbox: SandboxProcess, workdir: Path, **settings: obje
     )
     discover_wall = time.monotonic() - discover_started
     for entry in catalog["streams"]:
+        dropped = half_deselected(entry["schema"]) if half else set()
         for meta in entry["metadata"]:
             if meta["breadcrumb"] == []:
                 meta["metadata"]["selected"] = entry["tap_stream_id"] == STREAM
+            elif meta["breadcrumb"][-1] in dropped:
+                meta["metadata"]["selected"] = False
     catalog_path = workdir / "catalog.json"
     catalog_path.write_text(json.dumps(catalog))
     before = sandbox.stats()
@@ -220,6 +244,7 @@ def run_tap(label: str, sandbox: SandboxProcess, workdir: Path, **settings: obje
         retries=log.count("Retrying "),
         peak_rss_mb=usage.ru_maxrss / 1024,
         cpu_seconds=float(scan.group(2)),
+        body_bytes=after["body_bytes"] - before["body_bytes"],
     )
 
 
@@ -379,7 +404,14 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=80000, help="invoices, realistic profile")
     parser.add_argument("--sequential-records", type=int, default=1000)
     parser.add_argument("--fast-records", type=int, nargs="+", default=[8000, 24000])
+    parser.add_argument(
+        "--fields-records", type=int, default=10000, help="invoices, half deselected; 0 skips"
+    )
+    parser.add_argument("--only-fields", action="store_true", help="run only the fields runs")
     args = parser.parse_args()
+    if args.only_fields:
+        fields_runs(args.fields_records)
+        return
     realistic = ["--profile", "realistic", "--rate-limit", str(RATE_LIMIT), "--burst", "20"]
     fast = ["--profile", "fast", "--no-rate-limit"]
     runs = [
@@ -398,6 +430,34 @@ def main() -> None:
             print(f"{label}: {count} invoices ...", flush=True)
             measured[label] = measure(label, count, profile, settings, Path(tmp))
     report(measured)
+    fields_runs(args.fields_records)
+
+
+def fields_runs(count: int) -> None:
+    """Half of the invoices' properties deselected: a projection vs pruning after transfer."""
+    if count <= 0:
+        return
+    print(f"fields: {count} invoices, half their properties deselected ...", flush=True)
+    realistic = ["--profile", "realistic", "--rate-limit", str(RATE_LIMIT), "--burst", "20"]
+    sandbox = SandboxProcess(
+        *realistic, "--records", f"{STREAM}={count}", "--cache-records", str(count)
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = [
+                run_tap(label, sandbox, Path(tmp), True, request_fields=on)
+                for label, on in [("half deselected", False), ("half, request_fields", True)]
+            ]
+    finally:
+        sandbox.close()
+    print(f"\n{'run':28} {'records':>7} {'KB/page':>8} {'rec/s':>7} {'req/s':>6} {'CPU µs/r':>8}")
+    for result in results:
+        print(
+            f"{result.label:28} {result.records:>7} "
+            f"{result.body_bytes / 1024 / max(result.requests, 1):>8.1f} "
+            f"{result.records / result.seconds:>7.0f} {result.requests / result.seconds:>6.1f} "
+            f"{result.cpu_us_per_record():>8.0f}"
+        )
 
 
 if __name__ == "__main__":

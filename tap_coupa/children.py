@@ -87,10 +87,10 @@ class ChildStream(CoupaStream):
             record = self._own(row)
             record.update(keys)
             shape(record)
+            self._sync_children(record)  # first: writing drops deselected properties
             if emit:
                 self._write_record_message(record)
                 self._emitted += 1
-            self._sync_children(record)
 
     def _own(self, row: Record) -> Record:
         """A copy of a parent's row that shaping may change: the parent is emitted after.

@@ -22,20 +22,30 @@ from typing_extensions import override
 
 from tap_coupa.decimals import with_sizes
 from tap_coupa.pagination import CoupaOffsetPaginator
+from tap_coupa.projection import from_schema, merge
 from tap_coupa.shape import RecordShaper
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Mapping
+    from collections.abc import Collection, Generator, Iterable, Mapping
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
+    from tap_coupa.projection import Spec
     from tap_coupa.rawjson import Record
     from tap_coupa.resources import SyncResources
 
 
 class ChildFeed(t.Protocol):
     """What a parent needs of a child stream to feed it rows (see ``children.py``)."""
+
+    #: The parent's array property the rows come from.
+    array_field: str
+    #: The property carrying the parent's id (set by the child, not sent by Coupa).
+    parent_key: str | None
+
+    def projection(self, skip: Collection[str] = ()) -> Spec:
+        """What the child's selection needs of each row."""
 
     def prepare(self, parent: RecordShaper) -> None:
         """Get ready for a sync of the parent, whose shaper runs first."""
@@ -111,17 +121,31 @@ class CoupaStream(RESTStream[int]):
     # Feeding child streams: rows of this stream's nested arrays, no extra request.
 
     def prepare_children(self) -> None:
-        """Compile this sync's selection and get the wanted children ready.
-
-        A stream synced only for its children emits nothing, so nothing is pruned: its
-        mask deselects every property, the id its scan and its children read included.
-        """
-        self.shaper.select(self.mask if self.selected else {})
-        wanted = [c for c in self.child_streams if c.selected or c.has_selected_descendents]
-        # The registry makes every child of a Coupa stream a ChildStream.
-        self._children = t.cast("list[ChildFeed]", wanted)
+        """Compile this sync's selection and get the wanted children ready."""
+        self.shaper.select(self.mask)
+        self._children = self._wanted_children()
         for child in self._children:
             child.prepare(self.shaper)
+
+    def _wanted_children(self) -> list[ChildFeed]:
+        wanted = [c for c in self.child_streams if c.selected or c.has_selected_descendents]
+        # The registry makes every child of a Coupa stream a ChildStream.
+        return t.cast("list[ChildFeed]", wanted)
+
+    def projection(self, skip: Collection[str] = ()) -> Spec:
+        """The Coupa fields this sync needs, as a projection.
+
+        The selected properties, id and the replication key, and under each wanted
+        child's array what that child needs. The parent's array is requested even when
+        the parent's own catalog entry deselects it: the child's rows come from it.
+        """
+        keys = [*self.primary_keys, *([self.replication_key] if self.replication_key else [])]
+        spec = from_schema(self.schema, self.mask, required=keys, skip=skip)
+        for child in self._wanted_children():
+            rows = child.projection(skip=[child.parent_key] if child.parent_key else [])
+            name = child.array_field
+            spec[name] = merge(spec[name], rows) if name in spec else rows
+        return spec
 
     def log_children(self) -> None:
         """Log what each child emitted during this sync."""
@@ -160,8 +184,11 @@ class CoupaStream(RESTStream[int]):
         """Build RECORD messages without re-walking the record.
 
         The SDK's version walks every nested object for deselected properties and type
-        conformance; the shaper already did both with plans compiled once per stream.
+        conformance; the shaper does both with plans compiled once per stream. This
+        runs after the record has fed its child streams, so deselected properties
+        (an array, an ancestor's id) are dropped only now.
         """
+        self.shaper.drop_deselected(record)
         time_extracted = utc_now()
         for stream_map in self.stream_maps:
             mapped = stream_map.transform(record)

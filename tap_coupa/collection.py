@@ -23,7 +23,9 @@ from tap_coupa.engine import IdScan, PageSource
 from tap_coupa.idruns import IdRuns
 from tap_coupa.instants import InstantMax
 from tap_coupa.query import query_key
+from tap_coupa.shape import EXTRA_FIELDS
 from tap_coupa.state import Progress, ScanClock, StreamState
+from tap_coupa.trimmed import TrimmedResponses
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -79,7 +81,9 @@ class CollectionStream(CoupaStream):
             else state.since(settings.start_date, settings.lookback(self.name))
         )
         required = ["id", *([self.replication_key] if self.replication_key else [])]
-        params = self.resources.params(self.name, required)
+        params = self.resources.params(
+            self.name, required, path=self.path, projection=self.projection
+        )
         if since is not None and self.replication_key:
             params.append((f"{query_key(self.replication_key)}[gt_or_eq]", since))
         return IdScan(
@@ -116,12 +120,19 @@ class CollectionStream(CoupaStream):
         clock = ScanClock(resumed=progress.started_at if progress else None)
         not_found = ""
 
+        sample: TrimmedResponses | None = None
+
         def on_page(page: Page) -> None:
             nonlocal not_found
             clock.observe(page.server_time)
             not_found = page.not_found or not_found
+            if sample is not None:
+                sample.observe(page.records)
 
         scan = self._scan(progress, on_page)
+        if not {"fields", "return_object"} & {key for key, _ in scan.params}:
+            declared = set(self.schema["properties"]) - {EXTRA_FIELDS}
+            sample = TrimmedResponses(self.name, declared, self.logger)
         if scan.base_id is not None:
             self.logger.info("Resuming %r after id %s.", self.name, scan.base_id)
         deletes = self.lists_ids() and self.resources.settings.detects_deletes(self.name)
@@ -146,6 +157,8 @@ class CollectionStream(CoupaStream):
                 self._checkpoint()
                 checkpoint_at = time.monotonic() + CHECKPOINT_SECONDS
                 self._log_progress(scan.source, count, started, cpu_started, done=False)
+        if sample is not None:
+            sample.finish()
         if count == 0 and not_found:
             self._log_not_found(not_found)
         margin = self.resources.settings.bookmark_safety_margin

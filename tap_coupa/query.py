@@ -33,17 +33,25 @@ def parse_fields(value: object) -> list[t.Any]:
     return value
 
 
-def stream_params(options: Mapping[str, t.Any], required: Sequence[str]) -> list[tuple[str, str]]:
+def stream_params(
+    options: Mapping[str, t.Any],
+    required: Sequence[str],
+    projection: list[t.Any] | None = None,
+) -> list[tuple[str, str]]:
     """Query parameters from one stream's options (fields, filters, return_object).
 
-    A ``fields`` projection always gets the ``required`` keys (id, replication key): the
-    scan orders and resumes by id, and the bookmark needs the replication key.
+    An explicit ``fields`` wins over the catalog's ``projection``; either gets the
+    ``extra_fields`` asked for by name, and the ``required`` keys (id, replication key):
+    the scan orders and resumes by id, and the bookmark needs the replication key.
     """
     params: list[tuple[str, str]] = list((options.get("filters") or {}).items())
-    if options.get("fields"):
-        fields = parse_fields(options["fields"])
-        missing = [query_key(k) for k in required if not {k, query_key(k)} & set(_names(fields))]
-        params.append(("fields", json.dumps([*missing, *fields])))
+    fields = parse_fields(options["fields"]) if options.get("fields") else projection
+    if fields:
+        named = set(_names(fields))
+        missing = [query_key(k) for k in required if not {k, query_key(k)} & named]
+        extra = [query_key(k) for k in options.get("extra_fields") or () if k not in named]
+        # Compact: a projection is most of the URL, each quote and comma 3 bytes encoded.
+        params.append(("fields", json.dumps([*missing, *fields, *extra], separators=(",", ":"))))
     if return_object := options.get("return_object"):
         params.append(("return_object", return_object))
     return params

@@ -8,6 +8,7 @@ connection or ask for credentials.
 from __future__ import annotations
 
 import gc
+import logging
 import ssl
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
@@ -19,16 +20,25 @@ from tap_coupa import __version__
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
 from tap_coupa.errors import CoupaConfigError
 from tap_coupa.http import CoupaHTTP
+from tap_coupa.projection import render
 from tap_coupa.query import listing_params, stream_params
 from tap_coupa.ratelimit import RateLimiter
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from tap_coupa.projection import Spec
     from tap_coupa.settings import Settings
+
+logger = logging.getLogger("tap-coupa")
 
 #: How many upcoming streams have their first page requested ahead of their turn.
 PREFETCH_STREAMS = 8
+#: Longest request URL sent: RFC 9110 (4.1) asks every server to take 8000 octets.
+MAX_URL_LENGTH = 8000
+#: Room kept for what the scan adds to a stream's query (ordering, id bounds, paging,
+#: the bookmark filter).
+SCAN_PARAMS_LENGTH = 200
 
 
 class Prefetchable(t.Protocol):
@@ -57,6 +67,8 @@ class SyncResources:
         #: The selected top-level streams, in the order the SDK syncs them.
         self._sync_order = sync_order
         self._heap_frozen = False
+        #: Streams whose projection did not fit in a URL (warned about once).
+        self._unprojected: set[str] = set()
 
     @cached_property
     def tls(self) -> ssl.SSLContext:
@@ -112,9 +124,39 @@ class SyncResources:
         """Worker threads that download pages."""
         return ThreadPoolExecutor(self.settings.max_concurrency, thread_name_prefix="tap-coupa")
 
-    def params(self, stream: str, required: Sequence[str]) -> list[tuple[str, str]]:
-        """The stream's query parameters from ``stream_options``."""
-        return stream_params(self._options(stream), required)
+    def params(
+        self,
+        stream: str,
+        required: Sequence[str],
+        *,
+        path: str = "",
+        projection: Callable[[], Spec] | None = None,
+    ) -> list[tuple[str, str]]:
+        """The stream's query parameters: ``stream_options``, and the catalog's projection.
+
+        A projection that would make the URL too long is left out (logged once per
+        stream): the stream is then read whole, as without ``request_fields``.
+        """
+        options = self._options(stream)
+        if projection is None or options.get("fields") or not self.settings.projects(stream):
+            return stream_params(options, required)
+        projected = stream_params(options, required, render(projection()))
+        url = httpx.URL(f"{self.settings.api_base}/{path}", params=projected)
+        length = len(str(url)) + SCAN_PARAMS_LENGTH
+        if length <= MAX_URL_LENGTH:
+            return projected
+        if stream not in self._unprojected:
+            self._unprojected.add(stream)
+            logger.warning(
+                "Stream %r: the fields projection of the catalog's selection would make "
+                "a %d-character URL (limit %d); requesting every field instead. Deselect "
+                "properties, or set stream_options.%s.fields.",
+                stream,
+                length,
+                MAX_URL_LENGTH,
+                stream,
+            )
+        return stream_params(options, required)
 
     def listing_params(self, stream: str, key: str | None) -> list[tuple[str, str]]:
         """The query listing the stream's ids: its filters and ``start_date``, ids only."""

@@ -51,6 +51,19 @@ STREAM_OPTIONS = th.ObjectType(
         th.StringType(),
         description="This stream's lookback_window (ISO-8601 duration), instead of the global one.",
     ),
+    th.Property(
+        "request_fields",
+        th.BooleanType(),
+        description="This stream's request_fields (overrides the top-level setting).",
+    ),
+    th.Property(
+        "extra_fields",
+        th.ArrayType(th.StringType()),
+        description=(
+            "Fields the schema lacks (a newer release's, e.g. carbon_footprint_kg) to ask "
+            "Coupa for by name; they arrive under extra-fields. Implies request_fields."
+        ),
+    ),
 )
 
 SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
@@ -213,10 +226,25 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "request_fields",
+        th.BooleanType(),
+        # Off: Compass does not say what an instance does with a field name it does
+        # not know, and a full selection is too long a URL for the widest streams.
+        default=False,
+        description=(
+            "Send Coupa a fields projection built from the catalog's selected properties "
+            "(and the selected child streams'), so deselected properties are never "
+            "transferred and an administrator's default API response filter is "
+            "overridden. A stream whose projection would make the URL longer than 8000 "
+            "characters is requested without one (logged once)."
+        ),
+    ),
+    th.Property(
         "stream_options",
         th.ObjectType(additional_properties=STREAM_OPTIONS),
         description=(
-            "Per-stream fields, filters and return_object, keyed by stream name, e.g. "
+            "Per-stream fields, filters, return_object, request_fields and extra_fields, "
+            "keyed by stream name, e.g. "
             '{"invoices": {"filters": {"status": "approved"}}}.'
         ),
     ),
@@ -272,6 +300,7 @@ class Settings:
     user_agent: str | None
     decimal_strings: bool
     discover_custom_fields: bool
+    request_fields: bool
     stream_options: Mapping[str, Mapping[str, t.Any]]
     custom_objects: tuple[CustomObject, ...]
     token_url: str | None
@@ -302,6 +331,7 @@ class Settings:
             raise CoupaConfigError(msg)
         for stream, option in options.items():
             _check_fields(stream, (option or {}).get("fields"))
+            _check_extra_fields(stream, (option or {}).get("extra_fields"))
         return cls(
             origin=origin,
             api_base=f"{origin}{path}/api",
@@ -330,6 +360,7 @@ class Settings:
             user_agent=value.get("user_agent"),
             decimal_strings=value["decimal_format"] == "string",
             discover_custom_fields=bool(value["discover_custom_fields"]),
+            request_fields=bool(value["request_fields"]),
             stream_options=options,
             custom_objects=custom_objects,
             token_url=value.get("token_url"),
@@ -346,6 +377,14 @@ class Settings:
     def lookback(self, stream: str) -> pendulum.Duration:
         """The stream's lookback window (its own, or the global one)."""
         return self.lookbacks.get(stream, self.lookback_window)
+
+    def projects(self, stream: str) -> bool:
+        """Whether ``stream`` asks for a projection built from the catalog."""
+        option = self.stream_options.get(stream) or {}
+        if option.get("extra_fields"):
+            return True
+        chosen = option.get("request_fields")
+        return self.request_fields if chosen is None else bool(chosen)
 
     def __repr__(self) -> str:
         """Name the instance only: the dataclass default would print the secrets."""
@@ -437,6 +476,16 @@ def _custom_objects(value: object, streams: Collection[str]) -> tuple[CustomObje
             raise CoupaConfigError(msg)
         found[custom.stream] = custom
     return tuple(found.values())
+
+
+def _check_extra_fields(stream: str, names: object) -> None:
+    if names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return
+    msg = (
+        f"stream_options.{stream}.extra_fields {names!r} is not a list of field names; "
+        'give e.g. ["carbon_footprint_kg"].'
+    )
+    raise CoupaConfigError(msg)
 
 
 def _duration(name: str, value: object) -> pendulum.Duration:

@@ -53,7 +53,7 @@ def prune(obj: Record, plan: PrunePlan) -> None:
 
 
 class RecordShaper:
-    """Converts decimals, keeps unknown properties under ``extra-fields``, prunes.
+    """Converts decimals, keeps unknown properties under ``extra-fields``, drops deselected.
 
     Each problem (a value that is not a decimal, a property R39 does not know) is
     logged once per stream, not once per record.
@@ -90,7 +90,7 @@ class RecordShaper:
         self.convert = self.decimals.without(done) if self.decimals else None
 
     def changes(self) -> frozenset[str]:
-        """The nested properties ``shape`` changes in place."""
+        """The nested properties shaping and dropping change in place."""
         pruned = [name for name, sub in self.prune_plan.items() if sub is not None]
         converted = [*self.convert.objects, *self.convert.arrays] if self.convert else []
         return frozenset(pruned + converted)
@@ -114,9 +114,16 @@ class RecordShaper:
             extra = {name: record.pop(name) for name in list(record) if name not in self._known}
             record[EXTRA_FIELDS] = extra
             self._report("kept under 'extra-fields'", extra)
+        return record
+
+    def drop_deselected(self, record: Record) -> None:
+        """Drop the catalog's deselected properties, as the record is written.
+
+        Not in ``shape``: child streams read their rows, and their ancestors' ids, from
+        the shaped record first, whatever the parent's own selection.
+        """
         if self.prune_plan:
             prune(record, self.prune_plan)
-        return record
 
     def _report(self, what: str, names: Iterable[str]) -> None:
         new = sorted(set(names) - self._reported)

@@ -95,8 +95,14 @@ def parse_output(stdout: str, stderr: str = "", returncode: int = 0) -> Output:
     return out
 
 
-def catalog_for(tmp_path: Path, config_path: Path, streams: t.Collection[str]) -> Path:
-    """A catalog from --discover with only ``streams`` selected."""
+def catalog_for(
+    tmp_path: Path,
+    config_path: Path,
+    streams: t.Collection[str],
+    deselect: t.Mapping[str, t.Collection[str]] | None = None,
+) -> Path:
+    """A catalog from --discover with only ``streams`` selected, less ``deselect``'s
+    top-level properties (by stream)."""
     done = subprocess.run(
         [sys.executable, "-m", "tap_coupa", "--config", str(config_path), "--discover"],
         capture_output=True,
@@ -106,9 +112,12 @@ def catalog_for(tmp_path: Path, config_path: Path, streams: t.Collection[str]) -
     catalog = json.loads(done.stdout)
     for entry in catalog["streams"]:
         selected = entry["tap_stream_id"] in streams
+        dropped = (deselect or {}).get(entry["tap_stream_id"], ())
         for meta in entry["metadata"]:
             if meta["breadcrumb"] == []:
                 meta["metadata"]["selected"] = selected
+            elif meta["breadcrumb"][-1] in dropped:
+                meta["metadata"]["selected"] = False
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps(catalog))
     return path
@@ -129,18 +138,22 @@ class TapRunner:
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self._catalogs: dict[tuple[str, ...], Path] = {}
+        self._catalogs: dict[str, Path] = {}
         #: Stream-level catalog metadata to add, e.g. {"suppliers": {"replication-method": ...}}.
         self.root_metadata: dict[str, dict[str, t.Any]] = {}
 
     def files(
-        self, config: dict[str, t.Any], streams: t.Collection[str], state: dict[str, t.Any] | None
+        self,
+        config: dict[str, t.Any],
+        streams: t.Collection[str],
+        state: dict[str, t.Any] | None,
+        deselect: t.Mapping[str, t.Collection[str]] | None = None,
     ) -> list[str]:
         config_path = self.tmp_path / "config.json"
         config_path.write_text(json.dumps(config))
-        key = tuple(sorted(streams))
+        key = json.dumps([sorted(streams), {k: sorted(v) for k, v in (deselect or {}).items()}])
         if key not in self._catalogs:
-            self._catalogs[key] = catalog_for(self.tmp_path, config_path, streams)
+            self._catalogs[key] = catalog_for(self.tmp_path, config_path, streams, deselect)
             if self.root_metadata:
                 add_root_metadata(self._catalogs[key], self.root_metadata)
         args = ["--config", str(config_path), "--catalog", str(self._catalogs[key])]
@@ -158,9 +171,10 @@ class TapRunner:
         *,
         check: bool = True,
         env: dict[str, str] | None = None,
+        deselect: t.Mapping[str, t.Collection[str]] | None = None,
     ) -> Output:
         done = subprocess.run(
-            [sys.executable, "-m", "tap_coupa", *self.files(config, streams, state)],
+            [sys.executable, "-m", "tap_coupa", *self.files(config, streams, state, deselect)],
             capture_output=True,
             text=True,
             check=False,

@@ -89,3 +89,24 @@ def test_grandchild_rows_carry_every_ancestors_id(
         for row in synced["invoice_line_account_allocations"]
     }
     assert got == expected
+
+
+def test_children_get_their_rows_whatever_the_parent_deselects(
+    sandbox: Sandbox, tap: TapRunner
+) -> None:
+    """A parent written without its array, a child without its parent's id: rows still flow."""
+    streams = ["invoices", "invoice_lines", "invoice_line_account_allocations"]
+    out = tap.run(
+        tap_config(sandbox),
+        streams,
+        deselect={"invoices": ["invoice-lines"], "invoice_lines": ["invoice-id"]},
+    )
+    expected = nested_rows(sandbox, "invoice_line_account_allocations")
+    assert expected, "the sandbox has allocations"
+    assert out.records["invoices"], "the parent is selected and emitted"
+    assert not any("invoice-lines" in r for r in out.records["invoices"])
+    lines = out.records["invoice_lines"]
+    assert len(lines) == len(nested_rows(sandbox, "invoice_lines"))
+    assert not any("invoice-id" in r for r in lines), "deselected on the child itself"
+    got = {r["id"]: (r["invoice-id"], r["invoice-line-id"]) for r in out.records[streams[2]]}
+    assert got == {row["id"]: (ids[0], ids[1]) for ids, row in expected}

@@ -51,7 +51,13 @@ def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
         server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
         no_results = {"errors": {"warning": ["No results match your search criteria."]}}
         server.script("/api/invoices", Reply(body=invoices), Reply(404, no_results))
-        config = {"base_url": server.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        # One request at a time: the replies are scripted in order (no probe beside them).
+        config = {
+            "base_url": server.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "max_concurrency": 1,
+        }
         out = tap.run(config, ["invoices"])
     expected = {name: Decimal(value) for name, value in every.items()}
     got = {r["id"]: {name: r[name] for name in plan.numbers} for r in out.records["invoices"]}
