@@ -36,6 +36,9 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
     "singer_sdk.streams.core:Stream._stream_version": (
         "read: the RECORD messages built in _generate_record_messages carry it"
     ),
+    "singer_sdk.tap_base:Tap._handle_termination": (
+        "overridden: exit 128 + signal after the SDK writes the state, not 0"
+    ),
     "singer_sdk.helpers._util:utc_now": "called: time_extracted and token ages, as the SDK does",
     "singer_sdk.pagination:BaseAPIPaginator._page_count": (
         "written: CoupaOffsetPaginator.advance takes pages as well as responses"

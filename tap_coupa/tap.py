@@ -26,6 +26,8 @@ from tap_coupa.streams import load_schema, registry, stream_types
 from tap_coupa.writer import BatchingWriter
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     from tap_coupa.client import CoupaStream
 
 
@@ -73,6 +75,18 @@ class TapCoupa(Tap):
         except CoupaError as exc:
             cls.logger.error("%s", exc)
             sys.exit(1)
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Write the state as the SDK does, then exit 128 + the signal, not 0.
+
+        An orchestrator must not take a stopped sync for a finished one; the state
+        written is safe to resume from either way.
+        """
+        try:
+            super()._handle_termination(signum, frame)
+        except SystemExit:
+            sys.exit(128 + signum)
 
     @cached_property
     def settings(self) -> Settings:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
-import typing as t
 
 import pendulum
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa.idruns import IdRuns
-from tests.helpers import Output, TapRunner, parse_output, tap_config
+from tests.helpers import Output, TapRunner, tap_config
 
 pytestmark = pytest.mark.sandbox
 
@@ -77,30 +73,6 @@ def test_changes_during_the_listing_never_report_a_live_record(
     assert set(every_report) == emitted - live_ids(fresh_sandbox, stream)
 
 
-def run_until_listing_checkpoint(
-    tap: TapRunner, config: dict[str, t.Any], stream: str, state: dict[str, t.Any]
-) -> Output:
-    """Start a sync and kill it once it has checkpointed a listing in progress."""
-    lines = []
-    with subprocess.Popen(
-        [sys.executable, "-m", "tap_coupa", *tap.files(config, [stream], state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            message = json.loads(line)
-            if message["type"] == "STATE":
-                deletes = message["value"]["bookmarks"][stream].get("deletes", {})
-                if "listing" in deletes:
-                    process.send_signal(signal.SIGKILL)
-                    break
-        process.wait(timeout=60)
-    return parse_output("".join(lines), returncode=process.returncode)
-
-
 def test_a_killed_listing_resumes_without_false_or_repeated_deletions(tap: TapRunner) -> None:
     stream = "suppliers"
     with Sandbox(
@@ -122,7 +94,15 @@ def test_a_killed_listing_resumes_without_false_or_repeated_deletions(tap: TapRu
             }
         }
         deleted = set(sb.mutate(stream, delete=40)["deleted"])
-        killed = run_until_listing_checkpoint(tap, config, stream, first)
+        killed = tap.run_and_kill(
+            config,
+            [stream],
+            first,
+            when=lambda m: (
+                m["type"] == "STATE"
+                and "listing" in m["value"]["bookmarks"][stream].get("deletes", {})
+            ),
+        )
         assert killed.returncode == -signal.SIGKILL
         assert not reported(killed, stream), "nothing is reported before the listing ends"
         listing = killed.state["bookmarks"][stream]["deletes"]["listing"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 from decimal import Decimal
 
 import pendulum
@@ -168,3 +170,21 @@ def test_lookback_rereads_records_updated_before_the_bookmark(
     assert out.ids("invoices") == expected
     # The bookmark rules are unchanged: it still ends at the latest record read.
     assert instant(out.state["bookmarks"]["invoices"]["replication_key_value"]) == instants[-1]
+
+
+def test_sigterm_writes_the_state_and_exits_non_zero(
+    fresh_sandbox: Sandbox, tap: TapRunner
+) -> None:
+    """An orchestrator stopping a sync must not see success; the state is still written."""
+    fresh_sandbox.set_latency(200)
+    out = tap.run_and_kill(
+        tap_config(fresh_sandbox, page_size=5, max_concurrency=1),
+        ["invoices"],
+        None,
+        sig=signal.SIGTERM,
+        when=lambda message: message["type"] == "RECORD",
+    )
+    assert out.records["invoices"], "the sync was under way"
+    assert out.returncode == 128 + signal.SIGTERM
+    last = out.stdout.strip().splitlines()[-1]
+    assert json.loads(last)["type"] == "STATE"
