@@ -408,9 +408,16 @@ def main() -> None:
         "--fields-records", type=int, default=10000, help="invoices, half deselected; 0 skips"
     )
     parser.add_argument("--only-fields", action="store_true", help="run only the fields runs")
+    parser.add_argument(
+        "--listing-ids", type=int, default=100000, help="ids for the delete check; 0 skips"
+    )
+    parser.add_argument("--only-listing", action="store_true", help="run only the delete check")
     args = parser.parse_args()
     if args.only_fields:
         fields_runs(args.fields_records)
+        return
+    if args.only_listing:
+        listing_run(args.listing_ids)
         return
     realistic = ["--profile", "realistic", "--rate-limit", str(RATE_LIMIT), "--burst", "20"]
     fast = ["--profile", "fast", "--no-rate-limit"]
@@ -431,6 +438,105 @@ def main() -> None:
             measured[label] = measure(label, count, profile, settings, Path(tmp))
     report(measured)
     fields_runs(args.fields_records)
+
+
+LISTING_STREAM = "uoms"
+LISTING_LOG = re.compile(
+    r"delete check listed (\d+) ids in (\d+) requests, (\d+) deleted.*? in ([\d.]+)s"
+)
+
+
+def listing_run(count: int) -> None:
+    """The delete check's cost: list ``count`` ids, delete 1% at random, list again."""
+    if count <= 0:
+        return
+    print(f"delete check: {count} ids, 1% deleted ...", flush=True)
+    sandbox = SandboxProcess(
+        "--profile",
+        "fast",
+        "--no-rate-limit",
+        "--records",
+        f"{LISTING_STREAM}={count}",
+        "--cache-records",
+        str(count),
+    )
+    # A bookmark in the future: the scan reads nothing, the listing reads every id.
+    state: object = {
+        "bookmarks": {
+            LISTING_STREAM: {
+                "replication_key": "updated-at",
+                "replication_key_value": "2999-01-01T00:00:00+00:00",
+            }
+        }
+    }
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            config = {
+                "base_url": sandbox.url,
+                "client_id": "sandbox-client",
+                "client_secret": "sandbox-secret",
+                "detect_deletes": [LISTING_STREAM],
+                "max_requests_per_second": 10000,
+            }
+            (workdir / "config.json").write_text(json.dumps(config))
+            catalog = subprocess.run(
+                [sys.executable, "-m", "tap_coupa", "--config", "config.json", "--discover"],
+                cwd=workdir,
+                capture_output=True,
+                check=True,
+            ).stdout
+            selected = json.loads(catalog)
+            for entry in selected["streams"]:
+                for meta in entry["metadata"]:
+                    if meta["breadcrumb"] == []:
+                        meta["metadata"]["selected"] = entry["tap_stream_id"] == LISTING_STREAM
+            (workdir / "catalog.json").write_text(json.dumps(selected))
+            for label in ("first listing (baseline)", "after 1% deleted"):
+                if rows:
+                    request = urllib.request.Request(
+                        f"{sandbox.url}/_sandbox/mutate",
+                        data=json.dumps(
+                            {"stream": LISTING_STREAM, "delete": count // 100}
+                        ).encode(),
+                        headers={"Content-Type": "application/json"},
+                    )
+                    urllib.request.urlopen(request, timeout=60).read()
+                (workdir / "state.json").write_text(json.dumps(state))
+                files = ["--catalog", "catalog.json", "--state", "state.json"]
+                done = subprocess.run(
+                    [sys.executable, "-m", "tap_coupa", "--config", "config.json", *files],
+                    cwd=workdir,
+                    capture_output=True,
+                    check=True,
+                )
+                states = [
+                    json.loads(line)["value"]
+                    for line in done.stdout.splitlines()
+                    if line.startswith(b'{"type":"STATE"')
+                ]
+                state = states[-1]
+                found = LISTING_LOG.search(done.stderr.decode())
+                assert found, done.stderr.decode()[-2000:]
+                ids, requests, deleted, seconds = found.groups()
+                entry = states[-1]["bookmarks"][LISTING_STREAM]["deletes"]
+                rows.append((label, int(ids), int(requests), int(deleted), float(seconds), entry))
+    finally:
+        sandbox.close()
+    print(
+        f"\n{'delete check':28} {'ids':>7} {'requests':>8} {'deleted':>7} {'s (fast)':>8} "
+        f"{'s @25/s':>7} {'state B':>8}"
+    )
+    for label, ids, requests, deleted, seconds, entry in rows:
+        print(
+            f"{label:28} {ids:>7} {requests:>8} {deleted:>7} {seconds:>8.1f} "
+            f"{requests / RATE_LIMIT:>7.1f} {len(json.dumps(entry)):>8}"
+        )
+    print(
+        "s @25/s: the listing's requests at Coupa's 25 requests/s; state B: the stream's "
+        "deletes entry in the state, as JSON."
+    )
 
 
 def fields_runs(count: int) -> None:

@@ -212,7 +212,7 @@ class DeleteState:
                 msg = f"has a listing {listing!r} without after_id and started_at"
                 raise ValueError(msg)
             IdRuns.from_state(listing.get("ids"))
-            IdRuns.from_state(listing.get("emitted", []))
+            _runs(listing.get("emitted"))
 
     @property
     def known(self) -> IdRuns | None:
@@ -234,7 +234,7 @@ class DeleteState:
             if "listing" in self._entry
             else (self._entry, "known")
         )
-        holder[key] = (IdRuns.from_state(holder.get(key, [])) | ids).to_state()
+        holder[key] = (_runs(holder.get(key)) | ids).to_state()
 
     def due(self, now: pendulum.DateTime, interval: pendulum.Duration) -> bool:
         """Whether a listing should run: the first, a resumed one, or one due by interval."""
@@ -267,9 +267,14 @@ class DeleteState:
             kept = seen
         else:
             kept = IdRuns.of(record_id for record_id in known if record_id in seen)
-        emitted = IdRuns.from_state(listing.get("emitted", []))
+        emitted = _runs(listing.get("emitted"))
         self._entry["known"] = (kept | emitted).to_state()
         self._entry["checked_at"] = started_at
+
+
+def _runs(value: object) -> IdRuns:
+    """An encoded id set, or the empty one for None."""
+    return IdRuns() if value is None else IdRuns.from_state(value)
 
 
 def state_file_problem(value: object) -> str | None:

@@ -60,6 +60,7 @@ def assert_one_clear_error(done: subprocess.CompletedProcess[str], *expected: st
             {"stream_options": {"invoices": {"fields": "invoice_number,total"}}},
             ("stream_options.invoices.fields", "not JSON", "projection"),
         ),
+        ({"detect_deletes": ["invoice_lines"]}, ("detect_deletes", "invoice_lines", "child")),
         ({"bookmark_safety_margin": "5 minutes"}, ("bookmark_safety_margin", "ISO-8601")),
     ],
     ids=[
@@ -72,6 +73,7 @@ def assert_one_clear_error(done: subprocess.CompletedProcess[str], *expected: st
         "unknown-stream",
         "no-secret",
         "fields-not-json",
+        "deletes-of-a-child",
         "margin-not-a-duration",
     ],
 )
@@ -91,8 +93,19 @@ def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[
             ("invoices", "soon"),
         ),
         ('{"bookmarks": {"invoices": {"progress": {"after_id": "x"}}}}', ("invoices", "progress")),
+        (
+            '{"bookmarks": {"invoices": {"deletes": {"known": [1, 2]}}}}',
+            ("invoices", "deletes", "known ids"),
+        ),
     ],
-    ids=["not-json", "foreign", "bookmarks-not-object", "bad-bookmark", "bad-progress"],
+    ids=[
+        "not-json",
+        "foreign",
+        "bookmarks-not-object",
+        "bad-bookmark",
+        "bad-progress",
+        "bad-deletes",
+    ],
 )
 def test_bad_state(tmp_path: Path, state: str, expected: tuple[str, ...]) -> None:
     (tmp_path / "state.json").write_text(state)
