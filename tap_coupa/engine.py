@@ -21,9 +21,13 @@ Why it is gap-free while Coupa data changes under the sync:
   that stops at the same length again makes that length the page size. An empty
   answer (``[]`` or Coupa's 404 "no results") is always the end, after the gap check
   above. The price: a scan whose only page is short (a small stream, most incremental
-  syncs) costs one more request, ``id[gt]=<last id>``. Sharing what one stream's full
-  page proved with other streams would save it, but would lose records behind an
-  endpoint that caps alone; any page of 0 or ``limit`` records costs nothing extra.
+  syncs) costs one more request, ``id[gt]=<last id>``, but no round trip of its own:
+  the worker that downloads a scan's first page decodes it and, if it is short,
+  requests the confirmation at once, so it travels with the pages of other streams
+  (a first page requested ahead of its stream's turn is confirmed ahead too). Sharing
+  what one stream's full page proved with other streams would save the request, but
+  would lose records behind an endpoint that caps alone; any page of 0 or ``limit``
+  records costs nothing extra.
 * A 404 other than "no results" is never read as the end once the scan has begun: it
   is retried, then fails (only the scan's first request may meet a missing resource).
 * Records are emitted in strictly increasing id order (the overlap record is not
@@ -31,7 +35,8 @@ Why it is gap-free while Coupa data changes under the sync:
   emitted" holds at every point. That id is the checkpoint a resume continues from.
 
 Memory stays bounded: at most ``max_in_flight`` pages are held at once, whatever the
-collection's length.
+collection's length, plus, for each stream whose first page was requested ahead, that
+page and its confirmation.
 """
 
 from __future__ import annotations
