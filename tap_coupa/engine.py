@@ -271,7 +271,9 @@ class _Ends:
         page = future.result()
         if page.skipped:
             return
-        if page.not_found or (page.body is not None and page.body.strip() == b"[]"):
+        # A first page comes decoded (see ``PageSource._chain``), any other as its body.
+        empty = not page.records if page.body is None else page.body.strip() == b"[]"
+        if page.not_found or empty:
             self.first = min(self.first, index)
 
 
