@@ -106,7 +106,7 @@ class CollectionStream(CoupaStream):
 
     def prefetch(self) -> None:
         """Request the first page now: many small streams then cost no round trip each."""
-        if self._source is None or self._source.ready is None:
+        if self._source is None or not self._source.ready:
             self._scan(self._state(None).progress, None).prefetch()
 
     @override

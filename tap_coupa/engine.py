@@ -21,9 +21,13 @@ Why it is gap-free while Coupa data changes under the sync:
   that stops at the same length again makes that length the page size. An empty
   answer (``[]`` or Coupa's 404 "no results") is always the end, after the gap check
   above. The price: a scan whose only page is short (a small stream, most incremental
-  syncs) costs one more request, ``id[gt]=<last id>``. Sharing what one stream's full
-  page proved with other streams would save it, but would lose records behind an
-  endpoint that caps alone; any page of 0 or ``limit`` records costs nothing extra.
+  syncs) costs one more request, ``id[gt]=<last id>``, but no round trip of its own:
+  the worker that downloads a scan's first page decodes it and, if it is short,
+  requests the confirmation at once, so it travels with the pages of other streams
+  (a first page requested ahead of its stream's turn is confirmed ahead too). Sharing
+  what one stream's full page proved with other streams would save the request, but
+  would lose records behind an endpoint that caps alone; any page of 0 or ``limit``
+  records costs nothing extra.
 * A 404 other than "no results" is never read as the end once the scan has begun: it
   is retried, then fails (only the scan's first request may meet a missing resource).
 * Records are emitted in strictly increasing id order (the overlap record is not
@@ -31,7 +35,8 @@ Why it is gap-free while Coupa data changes under the sync:
   emitted" holds at every point. That id is the checkpoint a resume continues from.
 
 Memory stays bounded: at most ``max_in_flight`` pages are held at once, whatever the
-collection's length.
+collection's length, plus, for each stream whose first page was requested ahead, that
+page and its confirmation.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ if t.TYPE_CHECKING:
     from tap_coupa.http import CoupaHTTP
 
 Transform = t.Callable[[list[Record]], list[Record]]
+#: The request a downloaded page calls for at once, if any (see ``IdScan._confirmation``).
+Confirm = t.Callable[[Page], "list[tuple[str, str]] | None"]
 #: A collection with a record this many pages in is "long": all slots go to it.
 PROBE_PAGES = 20
 
@@ -130,8 +137,10 @@ class PageSource:
         #: Decode records one level deep (see ``rawjson``).
         self.raw = raw
         self.stats = RequestStats()
-        #: A first page requested ahead of the stream's turn (see ``IdScan.prefetch``).
-        self.ready: tuple[list[tuple[str, str]], Future[Page]] | None = None
+        #: Pages requested before the scan asks, by their params: a first page requested
+        #: ahead of the stream's turn (see ``IdScan.prefetch``) and the confirmation a
+        #: short first page calls for. The scan asks for each at most once.
+        self.ready: dict[tuple[tuple[str, str], ...], Future[Page]] = {}
 
     def fetch(self, params: Params, *, missing_ok: bool = False) -> Page:
         """Fetch and decode one page on the calling thread (``missing_ok``: see ``CoupaHTTP``)."""
@@ -160,13 +169,37 @@ class PageSource:
         )
 
     def _download(
-        self, params: Params, cancelled: t.Callable[[], bool] | None, missing_ok: bool
+        self,
+        params: Params,
+        cancelled: t.Callable[[], bool] | None,
+        missing_ok: bool,
+        confirm: Confirm | None = None,
     ) -> Page:
-        return self._get(params, decode=False, missing_ok=missing_ok, cancelled=cancelled)
+        page = self._get(params, decode=False, missing_ok=missing_ok, cancelled=cancelled)
+        if confirm is not None:
+            self._chain(page, confirm)
+        return page
 
-    def prefetch(self, params: list[tuple[str, str]]) -> None:
+    def _chain(self, page: Page, confirm: Confirm) -> None:
+        """Request the page ``confirm`` asks of ``page`` now, on this worker.
+
+        The page is decoded here to know (it is a scan's first page: one per stream). The
+        request is in ``ready`` before the page's future completes, so the scan, which
+        waits for the page first, finds it there.
+        """
+        try:
+            self._decode(page)
+        except msgspec.DecodeError:
+            return  # ``result`` fetches the page again; the scan then asks in turn
+        params = confirm(page)
+        if params is not None:
+            self.ready[tuple(params)] = self.executor.submit(self._download, params, None, False)
+
+    def prefetch(self, params: list[tuple[str, str]], confirm: Confirm) -> None:
         """Start downloading a scan's first page now; ``submit`` hands it over when asked."""
-        self.ready = (params, self.executor.submit(self._download, params, None, True))
+        self.ready[tuple(params)] = self.executor.submit(
+            self._download, params, None, True, confirm
+        )
 
     def submit(
         self,
@@ -174,26 +207,32 @@ class PageSource:
         cancelled: t.Callable[[], bool] | None = None,
         *,
         missing_ok: bool = False,
+        confirm: Confirm | None = None,
     ) -> Future[Page]:
-        """Download one page on a worker thread (or hand over the prefetched one)."""
-        if self.ready is not None and self.ready[0] == list(params):
-            future = self.ready[1]
-            self.ready = None
+        """Download one page on a worker thread (or hand over one requested already).
+
+        ``confirm`` names the request the page calls for as soon as it lands.
+        """
+        future = self.ready.pop(tuple(params), None)
+        if future is not None:
             return future
-        return self.executor.submit(self._download, params, cancelled, missing_ok)
+        return self.executor.submit(self._download, params, cancelled, missing_ok, confirm)
+
+    def _decode(self, page: Page) -> None:
+        """Decode a downloaded body in place; raises ``msgspec.DecodeError`` if it is broken."""
+        if page.body is not None:
+            records = parse_records(page.body, stream=self.stream, path=self.path, raw=self.raw)
+            page.body = None
+            page.records = self.transform(records)
 
     def result(self, future: Future[Page], params: Params) -> Page:
         """Decode a downloaded page; JSON that turns out broken is fetched again."""
         page = future.result()
-        if page.body is None:
-            return page
         try:
-            records = parse_records(page.body, stream=self.stream, path=self.path, raw=self.raw)
+            self._decode(page)
         except msgspec.DecodeError as exc:
             logger.warning("Stream %r: refetching a page with broken JSON (%s).", self.stream, exc)
             return self.fetch(params)
-        page.body = None
-        page.records = self.transform(records)
         return page
 
 
@@ -232,7 +271,9 @@ class _Ends:
         page = future.result()
         if page.skipped:
             return
-        if page.not_found or (page.body is not None and page.body.strip() == b"[]"):
+        # A first page comes decoded (see ``PageSource._chain``), any other as its body.
+        empty = not page.records if page.body is None else page.body.strip() == b"[]"
+        if page.not_found or empty:
             self.first = min(self.first, index)
 
 
@@ -263,7 +304,20 @@ class IdScan:
     def prefetch(self) -> None:
         """Start fetching the first page now; ``__iter__`` will pick it up."""
         params = self._params(offset=0, above=self.base_id, below=None)
-        self.source.prefetch(params)
+        self.source.prefetch(params, self._confirmation)
+
+    def _confirmation(self, page: Page) -> list[tuple[str, str]] | None:
+        """The request that settles the scan's first page, if it is short but not empty.
+
+        It is exactly what ``__iter__`` asks next (``id[gt]=<last id>``, the same
+        ``limit``: a first page leaves the paginator as it was), so the worker that
+        downloaded the page can request it before the scan reaches it. A page the scan
+        refuses (see ``_check_above``) leaves it unused.
+        """
+        records = page.records
+        if not 0 < len(records) < self.paginator.page_size:
+            return None
+        return self._params(offset=0, above=max(record["id"] for record in records), below=None)
 
     def _params(
         self, *, offset: int, above: int | None, below: int | None, limit: int | None = None
@@ -329,8 +383,12 @@ class IdScan:
                 ):
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=above, below=None)
+                    opening = self._opening()
                     future = self.source.submit(
-                        params, functools.partial(ends.past, launched), missing_ok=self._opening()
+                        params,
+                        functools.partial(ends.past, launched),
+                        missing_ok=opening,
+                        confirm=self._confirmation if opening else None,
                     )
                     future.add_done_callback(functools.partial(ends.note, launched))
                     pending[launched] = (params, future)
