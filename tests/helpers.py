@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import typing as t
 from collections import defaultdict
@@ -95,6 +96,51 @@ def parse_output(stdout: str, stderr: str = "", returncode: int = 0) -> Output:
     return out
 
 
+#: Settings that only decide how the tap talks to the instance, not what --discover says.
+CONNECTION_SETTINGS = frozenset(
+    {
+        "base_url", "client_id", "client_secret", "api_key", "token_url", "scopes",
+        "user_agent", "allow_http", "request_timeout", "max_retries", "page_size",
+        "max_requests_per_second", "rate_limit_burst", "max_concurrency", "start_date",
+    }
+)  # fmt: skip
+
+
+def discovered(config_text: str) -> str:
+    """``tap-coupa --discover``'s output for a config, run once per distinct answer.
+
+    An offline discovery depends only on the settings that shape schemas, so one run
+    serves every test (of this worker) with the same ones; a live one (custom fields,
+    custom objects) is run each time.
+    """
+    config = json.loads(config_text)
+    if config.get("discover_custom_fields") or config.get("custom_objects"):
+        return _discover(config_text)
+    shaping = {k: v for k, v in config.items() if k not in CONNECTION_SETTINGS}
+    return _offline_discovery(json.dumps(shaping, sort_keys=True), config_text)
+
+
+_OFFLINE: dict[str, str] = {}
+
+
+def _offline_discovery(key: str, config_text: str) -> str:
+    if key not in _OFFLINE:
+        _OFFLINE[key] = _discover(config_text)
+    return _OFFLINE[key]
+
+
+def _discover(config_text: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(config_text)
+        return subprocess.run(
+            [sys.executable, "-m", "tap_coupa", "--config", str(path), "--discover"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+
 def catalog_for(
     tmp_path: Path,
     config_path: Path,
@@ -103,13 +149,7 @@ def catalog_for(
 ) -> Path:
     """A catalog from --discover with only ``streams`` selected, less ``deselect``'s
     top-level properties (by stream)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tap_coupa", "--config", str(config_path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    catalog = json.loads(done.stdout)
+    catalog = json.loads(discovered(config_path.read_text()))
     for entry in catalog["streams"]:
         selected = entry["tap_stream_id"] in streams
         dropped = (deselect or {}).get(entry["tap_stream_id"], ())

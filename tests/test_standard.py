@@ -11,7 +11,8 @@ from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa.tap import TapCoupa
 from tests.helpers import CLIENT_ID, CLIENT_SECRET
 
-pytestmark = pytest.mark.sandbox
+# One worker runs the whole class: each worker would otherwise sync every stream again.
+pytestmark = [pytest.mark.sandbox, pytest.mark.xdist_group("sdk-standard")]
 
 # The factory needs the config when the class is built, so this sandbox starts at import.
 _sandbox = Sandbox(SandboxConfig(seed=13))
