@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MELTANO_VENV ?= .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
-PYTEST_ARGS ?=
+# Tests mostly wait on loopback servers: more workers than cores keep both cores busy.
+# The SDK's standard tests stay on one worker (xdist_group): each would sync them all.
+PYTEST_ARGS ?= -n 6 --dist loadgroup
 
 .PHONY: install demo test test-fast lint typecheck pytest bench schemas clean
 

@@ -73,3 +73,17 @@ def full_table_streams(catalog: Mapping[str, t.Any]) -> frozenset[str]:
         if "FULL_TABLE" in methods:
             forced.add(str(entry.get("tap_stream_id")))
     return frozenset(forced)
+
+
+def synced_streams(catalog: Catalog, parents: Mapping[str, str | None]) -> frozenset[str]:
+    """The streams a run reads: selected ones, and the parents that feed them rows."""
+    synced: set[str] = set()
+    for entry in catalog.streams:
+        root = entry.metadata.root
+        chosen = root.selected if root.selected is not None else root.selected_by_default
+        if root.inclusion == "automatic" or chosen:
+            name: str | None = entry.tap_stream_id
+            while name is not None and name not in synced:
+                synced.add(name)
+                name = parents.get(name)
+    return frozenset(synced)
