@@ -469,7 +469,7 @@ def listing_run(count: int) -> None:
             }
         }
     }
-    rows = []
+    rows: list[tuple[str, int, int, int, float, object]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
