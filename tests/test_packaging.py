@@ -61,3 +61,15 @@ def test_wheel_from_git_and_sdist(tmp_path: Path) -> None:
         "tap_coupa/schemas/streams.json",
         "coupa_sandbox/resources.json",
     } <= members
+
+
+def test_readme_tables_and_counts_are_current() -> None:
+    """The README's settings and streams tables and test counts match the code."""
+    done = subprocess.run(
+        [sys.executable, "scripts/readme.py", "--check"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
