@@ -20,6 +20,7 @@ from tap_coupa import rawjson
 from tap_coupa.client import CoupaStream
 from tap_coupa.deletes import DeleteCheck, deleted_record
 from tap_coupa.engine import IdScan, PageSource
+from tap_coupa.http import is_no_results
 from tap_coupa.idruns import IdRuns
 from tap_coupa.instants import InstantMax
 from tap_coupa.query import query_key
@@ -200,7 +201,7 @@ class CollectionStream(CoupaStream):
 
     def _log_not_found(self, answer: str) -> None:
         """Log Coupa's 404: 'no results' is routine, any other may mean a missing resource."""
-        routine = "no results" in answer.lower()
+        routine = is_no_results(answer)
         self.logger.log(
             logging.INFO if routine else logging.WARNING,
             "Stream %r: Coupa answered 404 (%s)%s.",

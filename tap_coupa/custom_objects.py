@@ -16,6 +16,7 @@ from typing_extensions import override
 from tap_coupa.catalog import CUSTOM_OBJECT_SCHEMA
 from tap_coupa.collection import CollectionStream
 from tap_coupa.errors import CoupaConfigError
+from tap_coupa.http import is_no_results
 
 if t.TYPE_CHECKING:
     from tap_coupa.settings import CustomObject
@@ -40,7 +41,7 @@ class CustomObjectStream(CollectionStream):
 
     def check_found(self, answer: str) -> None:
         """Raise for a 404 other than 'no results': the instance has no such object."""
-        if "no results" not in answer.lower():
+        if not is_no_results(answer):
             raise self.missing(answer)
 
     @override

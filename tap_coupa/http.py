@@ -40,6 +40,13 @@ MAX_WAIT_S = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Coupa's answer to a query without results: "No results match your search criteria".
 NO_RESULTS = "no results"
+
+
+def is_no_results(answer: str) -> bool:
+    """Whether a 404's body is Coupa's "No results match your search criteria"."""
+    return NO_RESULTS in answer.lower()
+
+
 logger = logging.getLogger("tap-coupa")
 
 
@@ -91,7 +98,9 @@ class Page:
     """One page and the server's clock when it was produced.
 
     Worker threads leave ``body`` undecoded: decoding holds the GIL, so it is done once,
-    by the thread that emits the records, and pages in flight stay compact bytes.
+    by the thread that emits the records, and pages in flight stay compact bytes. The
+    exception is a scan's first page, which its worker decodes to ask for the page that
+    confirms its end (see ``engine``): it arrives with ``records`` and no ``body``.
     """
 
     records: list[Record]
@@ -252,7 +261,7 @@ class CoupaHTTP:
         if status == httpx.codes.NOT_FOUND:
             answer = snippet(response.text, 120)
             # Some instances answer a JSON list query that matches nothing with a 404.
-            if call.missing_ok or NO_RESULTS in answer.lower():
+            if call.missing_ok or is_no_results(answer):
                 return Page([], _server_time(response), not_found=answer or "404")
             msg = (
                 f"HTTP 404 {answer!r} after records were found, which is not Coupa's "
