@@ -731,33 +731,38 @@ def test_request_log_keeps_each_api_query(fresh: tuple[Sandbox, httpx.Client]) -
 
 
 def test_admin_records_counts_stats_and_reset(fresh: tuple[Sandbox, httpx.Client]) -> None:
-    sandbox, c = fresh
-    records = httpx.get(f"{sandbox.url}/_sandbox/records/invoices").json()
-    assert records == fetch_all(c, "/api/invoices")
-    counts = httpx.get(f"{sandbox.url}/_sandbox/counts").json()
-    assert counts["invoices"] == len(records) == 20
-    assert counts["invoice_lines"] == sum(len(r["invoice-lines"]) for r in records)
-    allocations = sum(
-        len(line["account-allocations"]) for r in records for line in r["invoice-lines"]
-    )
-    assert counts["invoice_line_account_allocations"] == allocations
-    assert httpx.get(f"{sandbox.url}/_sandbox/records/invoice_lines").status_code == 404
-    c.get("/api/invoices", params={"bogus": "1"})
-    httpx.post(sandbox.token_url, data=token_form())
-    stats = httpx.get(f"{sandbox.url}/_sandbox/stats").json()
-    assert stats["by_status"]["400"] == 1
-    assert stats["tokens_issued"] == 1
-    assert stats["api_requests"] >= 2
-    assert stats["token_requests"] == 1
-    mutated = httpx.post(f"{sandbox.url}/_sandbox/mutate", json={"stream": "invoices", "delete": 5})
-    assert len(mutated.json()["deleted"]) == 5
-    assert httpx.get(f"{sandbox.url}/_sandbox/counts").json()["invoices"] == 15
-    assert httpx.post(f"{sandbox.url}/_sandbox/reset").status_code == 200
-    assert httpx.get(f"{sandbox.url}/_sandbox/records/invoices").json() == records
-    assert httpx.post(f"{sandbox.url}/_sandbox/mutate", json={"stream": "nope"}).status_code == 400
+    # Admin calls rebuild data; on a loaded machine they can take longer than httpx's 5 s.
+    with httpx.Client(timeout=60) as admin:
+        sandbox, c = fresh
+        records = admin.get(f"{sandbox.url}/_sandbox/records/invoices").json()
+        assert records == fetch_all(c, "/api/invoices")
+        counts = admin.get(f"{sandbox.url}/_sandbox/counts").json()
+        assert counts["invoices"] == len(records) == 20
+        assert counts["invoice_lines"] == sum(len(r["invoice-lines"]) for r in records)
+        allocations = sum(
+            len(line["account-allocations"]) for r in records for line in r["invoice-lines"]
+        )
+        assert counts["invoice_line_account_allocations"] == allocations
+        assert admin.get(f"{sandbox.url}/_sandbox/records/invoice_lines").status_code == 404
+        c.get("/api/invoices", params={"bogus": "1"})
+        admin.post(sandbox.token_url, data=token_form())
+        stats = admin.get(f"{sandbox.url}/_sandbox/stats").json()
+        assert stats["by_status"]["400"] == 1
+        assert stats["tokens_issued"] == 1
+        assert stats["api_requests"] >= 2
+        assert stats["token_requests"] == 1
+        mutated = admin.post(
+            f"{sandbox.url}/_sandbox/mutate", json={"stream": "invoices", "delete": 5}
+        )
+        assert len(mutated.json()["deleted"]) == 5
+        assert admin.get(f"{sandbox.url}/_sandbox/counts").json()["invoices"] == 15
+        assert admin.post(f"{sandbox.url}/_sandbox/reset").status_code == 200
+        assert admin.get(f"{sandbox.url}/_sandbox/records/invoices").json() == records
+        assert (
+            admin.post(f"{sandbox.url}/_sandbox/mutate", json={"stream": "nope"}).status_code == 400
+        )
 
-
-# -- CLI --------------------------------------------------------------------------------
+    # -- CLI --------------------------------------------------------------------------------
 
 
 def test_cli_arguments_build_the_config() -> None:
