@@ -16,7 +16,7 @@ from random import Random
 from typing import Any
 
 from .clock import Clock
-from .schema import Node, Registry, StreamDef
+from .schema import Node, Registry, StreamDef, document_schema
 from .vocab import (
     IDENTITY_PROPS,
     MONEY_WORDS,
@@ -467,7 +467,8 @@ class StreamGenerator:
         self.stream = stream
         #: Shaped as Coupa serves its documents (see :data:`DOCUMENT_SHAPES`).
         self.document = world.document_shape == "realistic" and stream.name in DOCUMENTS
-        self.plan = self._compile_object(stream.schema, (), 0, stream.name)
+        schema = document_schema(stream) if self.document else stream.schema
+        self.plan = self._compile_object(schema, (), 0, stream.name)
         self._prototypes: list[dict[str, Any]] = []
 
     # -- public -----------------------------------------------------------------------
