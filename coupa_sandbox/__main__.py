@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import PROFILES, SandboxConfig
 from .faults import FaultConfig
+from .generate import DOCUMENT_SHAPES
 from .sandbox import Sandbox
 
 FAULT_FLAGS = {
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", default="America/Los_Angeles")
     p.add_argument("--eager", action="store_true", help="generate all data before serving")
     p.add_argument("--cache-records", type=int, default=5000, help="records kept per stream")
+    p.add_argument(
+        "--document-shape",
+        choices=DOCUMENT_SHAPES,
+        default="realistic",
+        help="documents as Coupa serves them (~25 KB per invoice) or sparser (plain)",
+    )
     p.add_argument(
         "--custom-objects",
         type=_json_arg,
@@ -186,6 +193,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         background=args.background,
         eager=args.eager,
         cache_records=args.cache_records,
+        document_shape=args.document_shape,
         **({} if args.custom_objects is None else {"custom_objects": args.custom_objects}),
         default_response_filter=args.default_response_filter,
     )

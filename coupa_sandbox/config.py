@@ -80,6 +80,9 @@ class SandboxConfig:
     background: Mapping[str, Any] | list[Mapping[str, Any]] | None = None
     eager: bool = False  # generate every stream at start instead of on first access
     cache_records: int = 5000  # generated records kept per stream
+    # Invoices, orders, requisitions and expense reports as Coupa serves them ("realistic",
+    # ~25 KB per invoice) or in the sparser generic shape ("plain"); see generate.py.
+    document_shape: str = "realistic"
     # The instance's custom objects: id (the API path segment) -> name. Their records
     # are served at /api/custom_objects/<id>/object_instances as custom_object_<name>.
     custom_objects: Mapping[str, str] = field(

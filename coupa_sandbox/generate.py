@@ -16,7 +16,7 @@ from random import Random
 from typing import Any
 
 from .clock import Clock
-from .schema import Node, Registry, StreamDef
+from .schema import Node, Registry, StreamDef, document_schema
 from .vocab import (
     IDENTITY_PROPS,
     MONEY_WORDS,
@@ -97,6 +97,20 @@ COMMON_TARGETS = frozenset(
         "invoices",
     }
 )
+DOCUMENTS = frozenset({"invoices", "purchase_orders", "requisitions", "expense_reports"})
+"""The documents whose records can take the shape Coupa serves them in (see below)."""
+DOCUMENT_SHAPES = ("realistic", "plain")
+"""``realistic``: documents as Coupa serves them, 1-4 lines each with tax lines and
+account allocations, decimals and associations at every level (about 25 KB and 100
+nested objects per invoice), so benchmarks measure real payloads. ``plain``: the
+sparser generic shape every other resource has (about 19 KB and 50 per invoice)."""
+DOCUMENT_LINES_SKEW = 1.6
+"""Line counts 1-4 of realistic documents, weighted about 40/25/20/15 %."""
+DOCUMENT_REFERENCES = frozenset(
+    {"tax-code", "tax-rate", "order-line-tax-detail", "requisition-line-tax-detail"}
+)
+"""Associations besides :data:`COMMON_TARGETS` a realistic document's lines always name."""
+TAX_ARRAYS = frozenset({"tax-lines", "expense-line-taxes"})
 
 
 def resolve_target(prop: str, registry: Registry) -> str:
@@ -145,9 +159,18 @@ class World:
     """Cross-stream facts: id sequences, timelines, natural keys, association objects."""
 
     def __init__(
-        self, registry: Registry, counts: Mapping[str, int], seed: int, clock: Clock, anchor: float
+        self,
+        registry: Registry,
+        counts: Mapping[str, int],
+        seed: int,
+        clock: Clock,
+        anchor: float,
+        document_shape: str = "realistic",
     ) -> None:
+        if document_shape not in DOCUMENT_SHAPES:
+            raise ValueError(f"unknown document shape {document_shape!r}: {DOCUMENT_SHAPES}")
         self.registry = registry
+        self.document_shape = document_shape
         self.counts = dict(counts)
         self.seed = seed
         self.clock = clock
@@ -353,10 +376,22 @@ MAIN_LINES = frozenset(
 )
 
 
-def _array_size(prop: str, depth: int, is_child_stream: bool) -> tuple[int, int, float]:
-    """(min, max, chance of an empty array) for a nested array."""
+def _array_size(
+    prop: str, depth: int, is_child_stream: bool, document: bool = False
+) -> tuple[int, int, float]:
+    """(min, max, chance of an empty array) for a nested array.
+
+    ``document``: a realistic document (see :data:`DOCUMENT_SHAPES`), whose lines always
+    carry tax lines and account allocations, as Coupa's do.
+    """
     w = words(prop)
     main = prop in MAIN_LINES or (is_child_stream and w[-1:] == ["lines"] and "tax" not in w)
+    if document and depth == 0 and main:
+        return (1, 4, 0.0)  # drawn skewed to 1-2 lines (see ArrayPlan.skew)
+    if document and depth == 1 and prop in TAX_ARRAYS:
+        return (1, 2, 0.0)
+    if document and depth == 1 and prop == "account-allocations":
+        return (1, 2, 0.0)
     if depth == 0 and main:
         return (1, 5, 0.0)  # the document lines: invoice-lines, order-lines …
     if is_child_stream:
@@ -403,6 +438,9 @@ class ArrayPlan:
     base: int  # first id of this array property
     stride: int  # id slots per parent object: ids are unique and ascending, with gaps
     item: ObjectPlan
+    #: Exponent on the uniform draw of the count: above 1, short arrays are likelier
+    #: (most Coupa documents have one or two lines).
+    skew: float = 1.0
 
 
 def _varies(prop: str, node: Node, depth: int) -> bool:
@@ -427,7 +465,10 @@ class StreamGenerator:
     def __init__(self, world: World, stream: StreamDef) -> None:
         self.world = world
         self.stream = stream
-        self.plan = self._compile_object(stream.schema, (), 0, stream.name)
+        #: Shaped as Coupa serves its documents (see :data:`DOCUMENT_SHAPES`).
+        self.document = world.document_shape == "realistic" and stream.name in DOCUMENTS
+        schema = document_schema(stream) if self.document else stream.schema
+        self.plan = self._compile_object(schema, (), 0, stream.name)
         self._prototypes: list[dict[str, Any]] = []
 
     # -- public -----------------------------------------------------------------------
@@ -537,7 +578,10 @@ class StreamGenerator:
         else:
             if rng.random() < plan.empty:
                 return []
-            count = rng.randint(plan.low, plan.high)
+            if plan.skew == 1.0:
+                count = rng.randint(plan.low, plan.high)
+            else:
+                count = plan.low + int((plan.high - plan.low + 1) * rng.random() ** plan.skew)
         items = []
         for n in range(count):
             slot = ctx.slot * plan.stride + n
@@ -622,6 +666,8 @@ class StreamGenerator:
 
     def _scalar(self, prop: str, node: Node, depth: int) -> FieldFn:
         chance = density(self.stream.name, prop, depth)
+        if self.document and depth > 0 and node.kind == "number" and _key_decimal(prop):
+            chance = 1.0  # Coupa fills a line's amounts, quantities, rates and shares
         fn = scalar_fn(prop, node)
         if chance <= 0.0:
             return _none
@@ -636,7 +682,9 @@ class StreamGenerator:
         target = resolve_target(prop, world.registry)
         known = target in world.counts
         bucket = stable_hash(self.stream.name, prop) % 10
-        if target in COMMON_TARGETS:
+        if self.document and (target in COMMON_TARGETS or prop in DOCUMENT_REFERENCES):
+            chance = 1.0  # a document's lines name their account, currency, users …
+        elif target in COMMON_TARGETS:
             chance = 0.92 if depth == 0 else 0.35
         elif known:
             chance = 0.4 if depth == 0 else 0.15
@@ -673,13 +721,22 @@ class StreamGenerator:
             ),
             None,
         )
-        low, high, empty = _array_size(prop, depth, child is not None)
+        low, high, empty = _array_size(prop, depth, child is not None, self.document)
         sub_path = (*path, prop)
         base = Random(f"{self.world.seed}:items:{self.stream.name}:{sub_path}").randint(1, 50)
         item = self._compile_object(
             items, sub_path, depth + 1, child.name if child is not None else ""
         )
-        return ArrayPlan(low, high, empty, base, high + 1 + high // 2, item)
+        skew = DOCUMENT_LINES_SKEW if self.document and depth == 0 and high > 2 else 1.0
+        return ArrayPlan(low, high, empty, base, high + 1 + high // 2, item, skew)
+
+
+def _key_decimal(prop: str) -> bool:
+    """An amount, price, quantity, rate or share: always filled in a document's lines."""
+    w = words(prop)
+    return prop in ("amount", "total", "price", "quantity", "pct", "rate") or (
+        "total" in w and "distribution" not in w
+    )
 
 
 def _none(rng: Random, ctx: RecordCtx) -> Any:

@@ -182,10 +182,58 @@ def load_registry(custom_objects: Mapping[str, str] | None = None) -> Registry:
     return _load_registry(tuple(sorted((custom_objects or {}).items())))
 
 
-@functools.lru_cache(maxsize=8)
-def _load_registry(custom_objects: tuple[tuple[str, str], ...]) -> Registry:
+def _read_model() -> dict[str, Any]:
     text = importlib.resources.files(__package__).joinpath(MODEL_FILE).read_text("utf-8")
     model: dict[str, Any] = json.loads(text)
+    return model
+
+
+DOCUMENT_LINES: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "purchase_orders": ("order-lines", ("account-allocations",)),
+    "expense_reports": ("expense-lines", ("account-allocations", "expense-line-taxes")),
+}
+"""Documents whose lines R39 serves in full but the model keeps as plain associations
+(their lines are resources of their own): line array, then the lines' own arrays."""
+
+
+def document_schema(stream: StreamDef) -> Node:
+    """``stream``'s schema with its lines' associations and arrays rendered in full.
+
+    For realistic documents (see ``generate.DOCUMENT_SHAPES``): Coupa embeds an order's
+    lines with their account, allocations, users …, which the served schema leaves
+    free-form. The properties stay the same, so records still match ``stream.schema``.
+    """
+    if stream.name not in DOCUMENT_LINES:
+        return stream.schema
+    return _document_schema(stream.name, stream.definition)
+
+
+@functools.lru_cache(maxsize=4)
+def _document_schema(name: str, definition: str) -> Node:
+    field_name, nested = DOCUMENT_LINES[name]
+    line = f"{name}.{field_name}"
+    lines = {(name, field_name): line} | {(line, prop): f"{line}.{prop}" for prop in nested}
+    full = _Builder(_read_model()["definitions"], lines).record(name, definition)
+    array = full.props[field_name]
+    assert array.items is not None
+    props = {**full.props, field_name: Node("array", items=_no_custom_fields(array.items))}
+    return Node("object", props)
+
+
+def _no_custom_fields(node: Node) -> Node:
+    """Lines without the ``custom-fields`` a full record gets, as in the served schema."""
+    props = {}
+    for prop, child in node.props.items():
+        if prop == CUSTOM_FIELDS:
+            continue
+        items = child.items if child.is_line_array else None
+        props[prop] = child if items is None else Node("array", items=_no_custom_fields(items))
+    return Node("object", props)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_registry(custom_objects: tuple[tuple[str, str], ...]) -> Registry:
+    model = _read_model()
     lines = {(line["owner"], line["field"]): name for name, line in model["lines"].items()}
     builder = _Builder(model["definitions"], lines)
     streams: dict[str, StreamDef] = {}

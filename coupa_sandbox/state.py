@@ -145,6 +145,7 @@ class SandboxState:
             self.clock,
             self.anchor,
             cache_records=config.cache_records,
+            document_shape=config.document_shape,
         )
         self.tokens = TokenStore(
             config.client_id,

@@ -135,10 +135,12 @@ class Store:
         anchor: float,
         now: Callable[[], float] = time.time,
         cache_records: int = 5000,
+        document_shape: str = "realistic",
     ) -> None:
         self.registry = registry
         #: Generated records kept per stream (a benchmark of a large stream wants all).
         self.cache_records = cache_records
+        self.document_shape = document_shape
         self.counts = dict(counts)
         self.seed = seed
         self.clock = clock
@@ -146,7 +148,7 @@ class Store:
         self.now = now
         self._lock = threading.RLock()
         self._streams: dict[str, StreamData] = {}
-        self._world = World(registry, self.counts, seed, clock, anchor)
+        self._world = World(registry, self.counts, seed, clock, anchor, document_shape)
         self._mutation_rngs: dict[str, Random] = {}
         self._background: list[BackgroundRule] = []
         self.mutations: dict[str, int] = {"updated": 0, "inserted": 0, "deleted": 0}
@@ -365,7 +367,9 @@ class Store:
         with self._lock:
             self._streams.clear()
             self._mutation_rngs.clear()
-            self._world = World(self.registry, self.counts, self.seed, self.clock, self.anchor)
+            self._world = World(
+                self.registry, self.counts, self.seed, self.clock, self.anchor, self.document_shape
+            )
             for rule in self._background:
                 rule.seen = 0
             self.mutations = {"updated": 0, "inserted": 0, "deleted": 0}

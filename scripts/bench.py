@@ -37,6 +37,8 @@ from pathlib import Path
 
 import msgspec
 
+from coupa_sandbox.shape import Figures
+
 STREAM = "invoices"
 FAST_REPEATS = 3
 RATE_LIMIT = 25
@@ -314,6 +316,8 @@ class Measured:
     pairs: list[tuple[Floors, Result]]
     #: Every floor measurement, for the range the machine's drift gives.
     floors: list[Floors]
+    #: Size of the invoices the floors decode (what a CPU figure per record is of).
+    pages: Figures | None = None
 
     def shown(self) -> tuple[Floors, Result]:
         """The median run by CPU over the floor of the tap's own method."""
@@ -344,7 +348,8 @@ def measure(
     finally:
         sandbox.close()
     pairs = [(_mean(floors[i], floors[i + 1]), result) for i, result in enumerate(results)]
-    return Measured(pairs, [f for f in floors if f])
+    shape = Figures.of(r for body in bodies for r in msgspec.json.decode(body)) if bodies else None
+    return Measured(pairs, [f for f in floors if f], shape)
 
 
 def report(measured: dict[str, Measured]) -> None:
@@ -359,6 +364,8 @@ def report(measured: dict[str, Measured]) -> None:
                 f"{'':28} floors, same pages, µs/record: full decode {floors['full']:.0f}, "
                 f"one level (the tap's method) {floors['one level']:.0f}"
             )
+        if each.pages:
+            print(f"{'':28} floor pages, per invoice: {each.pages}")
         if len(each.pairs) > 1:
             runs = "; ".join(
                 f"{r.cpu_us_per_record():.0f} ÷ "
