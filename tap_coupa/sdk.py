@@ -33,6 +33,9 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
     "singer_sdk.streams.core:Stream._write_state_message": (
         "called: checkpoint STATE every 500 records or 10 s, not every 10,000 records"
     ),
+    "singer_sdk.streams.core:Stream._schema": (
+        "read and written: the schema property loads a stream's schema on first use"
+    ),
     "singer_sdk.streams.core:Stream._stream_version": (
         "read: the RECORD messages built in _generate_record_messages carry it"
     ),

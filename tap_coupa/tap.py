@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -154,7 +155,8 @@ class TapCoupa(Tap):
         streams = [
             cls(
                 self,
-                load_schema(
+                functools.partial(
+                    load_schema,
                     schema,
                     decimal_strings=settings.decimal_strings,
                     deletes=cls.lists_ids() and settings.detects_deletes(name),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import sys
 import typing as t
 
@@ -32,6 +33,20 @@ def _widen_pipe(stream: t.TextIO) -> None:
         fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, BATCH_BYTES)
 
 
+def as_dict(message: Message) -> dict[str, t.Any]:
+    """The message as the SDK's ``to_dict`` makes it, without deep-copying a schema.
+
+    ``to_dict`` (``dataclasses.asdict``) copies every nested object of a SCHEMA's
+    schema only for it to be encoded once: the larger part of writing the SCHEMA, which
+    every synced stream sends. Its other fields are plain JSON values, so a shallow
+    dict encodes to the same bytes.
+    """
+    if message.type is not SingerMessageType.SCHEMA:
+        return message.to_dict()
+    fields = ((f.name, getattr(message, f.name)) for f in dataclasses.fields(message))
+    return {name: value for name, value in fields if value is not None}
+
+
 class BatchingWriter(MsgSpecWriter):
     """Writes RECORDs in batches; every other message flushes what came before it.
 
@@ -58,7 +73,7 @@ class BatchingWriter(MsgSpecWriter):
         Each line is encoded to its own bytes and joined at write time: msgspec's
         ``encode_into`` appending to one growing buffer measured twice as slow.
         """
-        line = encoder.encode(message.to_dict())
+        line = encoder.encode(as_dict(message))
         self._lines.append(line)
         self._size += len(line)
         if message.type is not SingerMessageType.RECORD or self._size >= BATCH_BYTES:

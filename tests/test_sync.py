@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import signal
+import typing as t
 from decimal import Decimal
+from pathlib import Path
 
 import pendulum
 import pytest
 
 from coupa_sandbox import Sandbox
-from tests.helpers import TapRunner, tap_config
+from tap_coupa import tap as tap_module
+from tap_coupa.streams import load_schema
+from tap_coupa.tap import TapCoupa
+from tests.helpers import TapRunner, catalog_for, tap_config
 
 pytestmark = pytest.mark.sandbox
 
@@ -108,6 +113,23 @@ def test_state_bookmark_wins_over_older_start_date(sandbox: Sandbox, tap: TapRun
     }
     out = tap.run(tap_config(sandbox, start_date="2000-01-01T00:00:00Z"), ["users"], state)
     assert out.ids("users") == {r["id"] for r in records if instant(r["updated-at"]) >= bookmark}
+
+
+def test_a_sync_loads_only_the_schemas_of_the_streams_it_syncs(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: list[str] = []
+
+    def recording(name: str, **options: bool) -> dict[str, t.Any]:
+        loaded.append(name)
+        return load_schema(name, **options)
+
+    monkeypatch.setattr(tap_module, "load_schema", recording)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(tap_config(sandbox)))
+    catalog = json.loads(catalog_for(tmp_path, config_path, ["invoice_lines"]).read_text())
+    TapCoupa(config=tap_config(sandbox), catalog=catalog).sync_all()
+    assert sorted(loaded) == ["invoice_lines", "invoices"]  # the child's rows come from invoices
 
 
 def test_full_table_stream_without_replication_key(sandbox: Sandbox, tap: TapRunner) -> None:
