@@ -445,6 +445,7 @@ def main() -> None:
             measured[label] = measure(label, count, profile, settings, Path(tmp))
     report(measured)
     fields_runs(args.fields_records)
+    listing_run(args.listing_ids)
 
 
 LISTING_STREAM = "uoms"
