@@ -63,7 +63,16 @@ class IdRuns:
         return sum(end - start + 1 for start, end in zip(self._starts, self._ends, strict=True))
 
     def __or__(self, other: IdRuns) -> IdRuns:
-        return IdRuns.of([*self, *other])
+        """Both sets, merged run by run (never id by id: a sync adds a few runs to many)."""
+        union = IdRuns()
+        pairs = zip(self._starts, self._ends, strict=True)
+        for start, end in sorted([*pairs, *zip(other._starts, other._ends, strict=True)]):
+            if union._ends and start <= union._ends[-1] + 1:
+                union._ends[-1] = max(union._ends[-1], end)
+            else:
+                union._starts.append(start)
+                union._ends.append(end)
+        return union
 
     @property
     def runs(self) -> int:

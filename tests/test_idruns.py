@@ -52,6 +52,9 @@ def test_union_and_ascending_appends() -> None:
         runs.append(i)
     assert list(IdRuns.from_state(runs.to_state())) == [3, 4, 5, 9]
     assert list(runs | IdRuns.of([6, 1])) == [1, 3, 4, 5, 6, 9]
+    overlapping = IdRuns.of(range(4, 12)) | runs
+    assert list(overlapping) == list(range(3, 12))
+    assert overlapping.runs == 1, "adjacent and overlapping runs merge"
     with pytest.raises(ValueError, match="increasing"):
         runs.append(9)
 
