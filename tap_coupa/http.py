@@ -242,9 +242,11 @@ class CoupaHTTP:
 
     def _fetch_once(self, call: _Call) -> Page:
         url = f"{self.api_base}/{call.path}"
-        headers = {"Accept": "application/json", **self.auth.headers()}
         if not self.limiter.acquire(call.cancelled):
             return Page([], None, skipped=True)
+        # The token is taken at send time, not before waiting for the rate limiter: one
+        # that expired in the queue would be rejected, and a second 401 is final.
+        headers = {"Accept": "application/json", **self.auth.headers()}
         self._count(call, requests=1)
         try:
             with self.connection.stream("GET", url, params=list(call.params), headers=headers) as r:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import typing as t
 from collections.abc import Iterator
 
 import httpx
@@ -214,3 +215,26 @@ def test_redirects_are_not_followed(server: ScriptedServer) -> None:
     with pytest.raises(CoupaAPIError, match="redirected"):
         get(http)
     assert len(server.requests_to("/api/invoices")) == 1
+
+
+def test_the_token_is_taken_after_the_rate_limiter_lets_the_request_go(
+    server: ScriptedServer,
+) -> None:
+    """A token taken before a long wait for the limiter could expire in the queue."""
+    events: list[str] = []
+    http = make_http(server)
+    acquire, headers = http.limiter.acquire, http.auth.headers
+
+    def waiting(cancelled: t.Callable[[], bool] | None = None) -> bool:
+        events.append("limiter")
+        return acquire(cancelled)
+
+    def minting() -> dict[str, str]:
+        events.append("token")
+        return headers()
+
+    http.limiter.acquire = waiting
+    http.auth.headers = minting
+    server.script("/api/invoices", Reply(body=[{"id": 1}]))
+    assert get(http) == [{"id": 1}]
+    assert events == ["limiter", "token"]
