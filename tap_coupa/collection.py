@@ -20,6 +20,7 @@ from tap_coupa import rawjson
 from tap_coupa.client import CoupaStream
 from tap_coupa.deletes import DeleteCheck, deleted_record
 from tap_coupa.engine import IdScan, PageSource
+from tap_coupa.feed import Feed
 from tap_coupa.http import is_no_results
 from tap_coupa.idruns import IdRuns
 from tap_coupa.instants import InstantMax
@@ -45,6 +46,7 @@ class CollectionStream(CoupaStream):
     """One Coupa collection, read by an ``IdScan`` that resumes from state."""
 
     _source: PageSource | None = None
+    _started: tuple[IdScan, Feed, _Run] | None = None
     #: Where the records keep their own id, if not at the top (see ``rawjson.lift_keys``).
     key_object: rawjson.KeyObject | None = None
 
@@ -62,7 +64,7 @@ class CollectionStream(CoupaStream):
     def _new_source(self, *, raw: bool) -> PageSource:
         return PageSource(
             self.resources.http,
-            self.resources.executor,
+            self.resources.scheduler,
             stream=self.name,
             path=self.path,
             scope=self.scope,
@@ -105,35 +107,31 @@ class CollectionStream(CoupaStream):
             full_table=self.replication_method == REPLICATION_FULL_TABLE,
         )
 
-    def prefetch(self) -> None:
-        """Request the first page now: many small streams then cost no round trip each."""
-        if self._source is None or not self._source.ready:
-            self._scan(self._state(None).progress, None).prefetch()
+    def start(self) -> None:
+        """Start the scan now, ahead of the stream's turn (see ``feed``)."""
+        if self._started is None:
+            self._started = self._start()
+
+    def _start(self) -> tuple[IdScan, Feed, _Run]:
+        progress = self._state(None).progress
+        run = _Run(ScanClock(resumed=progress.started_at if progress else None), None)
+        scan = self._scan(progress, run.on_page)
+        if not {"fields", "return_object"} & {key for key, _ in scan.params}:
+            declared = set(self.schema["properties"]) - {EXTRA_FIELDS}
+            run.sample = TrimmedResponses(self.name, declared, self.logger)
+        feed = Feed(self.name, scan.batches(), self.resources.scheduler.budget)
+        feed.start()
+        return scan, feed, run
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Record]:
-        """Scan the collection, checkpointing ``progress`` and ending with the bookmark."""
+        """Write the scan's records, checkpointing ``progress``; end with the bookmark."""
         state = self._state(context)
         self.prepare_children()
         self.resources.freeze_heap()
-        self.resources.prefetch_after(self)
-        progress = state.progress
-        clock = ScanClock(resumed=progress.started_at if progress else None)
-        not_found = ""
-
-        sample: TrimmedResponses | None = None
-
-        def on_page(page: Page) -> None:
-            nonlocal not_found
-            clock.observe(page.server_time)
-            not_found = page.not_found or not_found
-            if sample is not None:
-                sample.observe(page.records)
-
-        scan = self._scan(progress, on_page)
-        if not {"fields", "return_object"} & {key for key, _ in scan.params}:
-            declared = set(self.schema["properties"]) - {EXTRA_FIELDS}
-            sample = TrimmedResponses(self.name, declared, self.logger)
+        scan, feed, run = self._started or self._start()
+        self._started = None
+        self.resources.writing(self)
         if scan.base_id is not None:
             self.logger.info("Resuming %r after id %s.", self.name, scan.base_id)
         deletes = self.lists_ids() and self.resources.settings.detects_deletes(self.name)
@@ -145,25 +143,29 @@ class CollectionStream(CoupaStream):
         cpu_started = time.process_time()
         checkpoint_at = started + CHECKPOINT_SECONDS
         count = 0
-        for record in scan:
+        #: The last id written: what a resume continues after (the scan reads ahead of it).
+        last_id = scan.base_id
+        for record in feed:
             shape(record)
+            last_id = record["id"]
             if key:
                 latest.observe(record.get(key))
             if deletes:
-                emitted.append(record["id"])
+                emitted.append(last_id)
             yield record
             count += 1
             if count % CHECKPOINT_RECORDS == 0 or time.monotonic() >= checkpoint_at:
-                state.save_progress(Progress(scan.since, scan.last_id, clock.started_text()))
+                state.save_progress(Progress(scan.since, last_id, run.clock.started_text()))
                 self._checkpoint()
                 checkpoint_at = time.monotonic() + CHECKPOINT_SECONDS
                 self._log_progress(scan.source, count, started, cpu_started, done=False)
-        if sample is not None:
-            sample.finish()
-        if count == 0 and not_found:
-            self._log_not_found(not_found)
+        self.logger.info("Stream %r: %s.", self.name, self.resources.scheduler.budget.summary())
+        if run.sample is not None:
+            run.sample.finish()
+        if count == 0 and run.not_found:
+            self._log_not_found(run.not_found)
         margin = self.resources.settings.bookmark_safety_margin
-        if state.finish(latest.latest(), clock.started_at(), margin):
+        if state.finish(latest.latest(), run.clock.started_at(), margin):
             self.state_manager.is_flushed = False
         self._log_progress(scan.source, count, started, cpu_started, done=True)
         self.log_children()
@@ -230,3 +232,23 @@ class CollectionStream(CoupaStream):
             time.monotonic() - started,
             time.process_time() - cpu_started,
         )
+
+
+class _Run:
+    """One sync's scan of a stream and what it observes page by page.
+
+    The server's clock, a 404's answer and responses trimmed by a default filter are
+    observed on the scan's thread, and read once the stream has written its records,
+    when that thread is done.
+    """
+
+    def __init__(self, clock: ScanClock, sample: TrimmedResponses | None) -> None:
+        self.clock = clock
+        self.sample = sample
+        self.not_found = ""
+
+    def on_page(self, page: Page) -> None:
+        self.clock.observe(page.server_time)
+        self.not_found = page.not_found or self.not_found
+        if self.sample is not None:
+            self.sample.observe(page.records)

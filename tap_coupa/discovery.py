@@ -7,6 +7,7 @@ and declares the keys it finds, so targets get typed columns instead of one JSON
 
 from __future__ import annotations
 
+import functools
 import logging
 import typing as t
 from decimal import Decimal
@@ -52,14 +53,17 @@ def discover_custom_fields(streams: Sequence[CoupaStream], resources: SyncResour
     http = resources.http
     limit = [("limit", str(resources.settings.page_size))]
     futures = {
-        stream: resources.executor.submit(
-            http.get,
-            stream.path,
-            limit,
-            stream=stream.name,
-            scope=stream.scope,
-            stats=http.stats,
-            missing_ok=True,  # a first page: a resource missing here has no custom fields
+        stream: resources.scheduler.submit(
+            stream.name,
+            functools.partial(
+                http.get,
+                stream.path,
+                limit,
+                stream=stream.name,
+                scope=stream.scope,
+                stats=http.stats,
+                missing_ok=True,  # a first page: a resource missing here has no custom fields
+            ),
         )
         for stream in streams
         if not stream.parent_stream_type and "custom-fields" in stream.schema["properties"]

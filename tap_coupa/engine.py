@@ -21,10 +21,8 @@ Why it is gap-free while Coupa data changes under the sync:
   that stops at the same length again makes that length the page size. An empty
   answer (``[]`` or Coupa's 404 "no results") is always the end, after the gap check
   above. The price: a scan whose only page is short (a small stream, most incremental
-  syncs) costs one more request, ``id[gt]=<last id>``, but no round trip of its own:
-  the worker that downloads a scan's first page decodes it and, if it is short,
-  requests the confirmation at once, so it travels with the pages of other streams
-  (a first page requested ahead of its stream's turn is confirmed ahead too). Sharing
+  syncs) costs one more request, ``id[gt]=<last id>``; scans of streams ahead of their
+  turn run at the same time (see ``feed``), so it travels with other streams' pages. Sharing
   what one stream's full page proved with other streams would save the request, but
   would lose records behind an endpoint that caps alone; any page of 0 or ``limit``
   records costs nothing extra.
@@ -34,9 +32,9 @@ Why it is gap-free while Coupa data changes under the sync:
   emitted twice), so "every matching record with id <= last emitted id has been
   emitted" holds at every point. That id is the checkpoint a resume continues from.
 
-Memory stays bounded: at most ``max_in_flight`` pages are held at once, whatever the
-collection's length, plus, for each stream whose first page was requested ahead, that
-page and its confirmation.
+Memory stays bounded: at most ``max_in_flight`` pages are in flight or downloaded and
+waiting for the scan at once, whatever the collection's length; pages the scan has
+read wait in the stream's feed, bounded there (see ``feed``).
 """
 
 from __future__ import annotations
@@ -44,7 +42,8 @@ from __future__ import annotations
 import functools
 import sys
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 import msgspec
 
@@ -59,8 +58,6 @@ if t.TYPE_CHECKING:
     from tap_coupa.http import CoupaHTTP
 
 Transform = t.Callable[[list[Record]], list[Record]]
-#: The request a downloaded page calls for at once, if any (see ``IdScan._confirmation``).
-Confirm = t.Callable[[Page], "list[tuple[str, str]] | None"]
 #: A collection with a record this many pages in is "long": all slots go to it.
 PROBE_PAGES = 20
 
@@ -83,6 +80,8 @@ class _Window:
         self._start_probe = start_probe
         self._probe: Future[Page] | None = None
         self._probed = maximum <= 1
+        #: The probe found a record ``PROBE_PAGES`` pages in.
+        self.long = False
 
     def probe(self) -> None:
         """Send the probe (once)."""
@@ -106,6 +105,7 @@ class _Window:
             self._probe = None
             if not probe.cancelled() and probe.exception() is None and probe.result().records:
                 self._size = self.maximum
+                self.long = True
         return self._size
 
     def cancel(self) -> None:
@@ -114,13 +114,38 @@ class _Window:
             self._probe.cancel()
 
 
+class Requests(t.Protocol):
+    """Where a scan's requests are sent (``scheduler.Scheduler``)."""
+
+    def submit(
+        self,
+        stream: str,
+        fn: Callable[[], Page],
+        *,
+        speculative: bool = False,
+        wanted: Callable[[], bool] | None = None,
+    ) -> Future[Page]:
+        """Queue one request."""
+
+    def promote(self, future: Future[Page]) -> None:
+        """A queued speculative request turned out to be needed."""
+
+
+@dataclass
+class Batch:
+    """The records one page adds to the scan, and the bytes the page weighs."""
+
+    records: list[Record]
+    size: int
+
+
 class PageSource:
-    """Fetches decoded, transformed pages on the shared worker pool."""
+    """Fetches decoded, transformed pages of one stream through the shared scheduler."""
 
     def __init__(
         self,
         http: CoupaHTTP,
-        executor: ThreadPoolExecutor,
+        requests: Requests,
         *,
         stream: str,
         path: str,
@@ -129,7 +154,7 @@ class PageSource:
         raw: bool = False,
     ) -> None:
         self.http = http
-        self.executor = executor
+        self.requests = requests
         self.stream = stream
         self.path = path
         self.scope = scope
@@ -137,16 +162,23 @@ class PageSource:
         #: Decode records one level deep (see ``rawjson``).
         self.raw = raw
         self.stats = RequestStats()
-        #: Pages requested before the scan asks, by their params: a first page requested
-        #: ahead of the stream's turn (see ``IdScan.prefetch``) and the confirmation a
-        #: short first page calls for. The scan asks for each at most once.
-        self.ready: dict[tuple[tuple[str, str], ...], Future[Page]] = {}
 
     def fetch(self, params: Params, *, missing_ok: bool = False) -> Page:
-        """Fetch and decode one page on the calling thread (``missing_ok``: see ``CoupaHTTP``)."""
-        page = self._get(params, decode=True, missing_ok=missing_ok)
+        """Fetch and decode one page the scan needs now (``missing_ok``: see ``CoupaHTTP``)."""
+        future = self.requests.submit(
+            self.stream, functools.partial(self._get, params, decode=True, missing_ok=missing_ok)
+        )
+        page = future.result()
         page.records = self.transform(page.records)
         return page
+
+    def probe(self, params: Params) -> Future[Page]:
+        """A speculative one-record request (decoded as it lands); any 404 reads as empty."""
+        return self.requests.submit(
+            self.stream,
+            functools.partial(self._get, params, decode=True, missing_ok=True),
+            speculative=True,
+        )
 
     def _get(
         self,
@@ -168,71 +200,41 @@ class PageSource:
             cancelled=cancelled,
         )
 
-    def _download(
-        self,
-        params: Params,
-        cancelled: t.Callable[[], bool] | None,
-        missing_ok: bool,
-        confirm: Confirm | None = None,
-    ) -> Page:
-        page = self._get(params, decode=False, missing_ok=missing_ok, cancelled=cancelled)
-        if confirm is not None:
-            self._chain(page, confirm)
-        return page
-
-    def _chain(self, page: Page, confirm: Confirm) -> None:
-        """Request the page ``confirm`` asks of ``page`` now, on this worker.
-
-        The page is decoded here to know (it is a scan's first page: one per stream). The
-        request is in ``ready`` before the page's future completes, so the scan, which
-        waits for the page first, finds it there.
-        """
-        try:
-            self._decode(page)
-        except msgspec.DecodeError:
-            return  # ``result`` fetches the page again; the scan then asks in turn
-        params = confirm(page)
-        if params is not None:
-            self.ready[tuple(params)] = self.executor.submit(self._download, params, None, False)
-
-    def prefetch(self, params: list[tuple[str, str]], confirm: Confirm) -> None:
-        """Start downloading a scan's first page now; ``submit`` hands it over when asked."""
-        self.ready[tuple(params)] = self.executor.submit(
-            self._download, params, None, True, confirm
-        )
-
     def submit(
         self,
         params: Params,
-        cancelled: t.Callable[[], bool] | None = None,
+        cancelled: t.Callable[[], bool],
         *,
+        speculative: bool,
         missing_ok: bool = False,
-        confirm: Confirm | None = None,
     ) -> Future[Page]:
-        """Download one page on a worker thread (or hand over one requested already).
+        """Download one page, undecoded; it is dropped unsent once ``cancelled()``."""
+        return self.requests.submit(
+            self.stream,
+            functools.partial(
+                self._get, params, decode=False, missing_ok=missing_ok, cancelled=cancelled
+            ),
+            speculative=speculative,
+            wanted=lambda: not cancelled(),
+        )
 
-        ``confirm`` names the request the page calls for as soon as it lands.
-        """
-        future = self.ready.pop(tuple(params), None)
-        if future is not None:
-            return future
-        return self.executor.submit(self._download, params, cancelled, missing_ok, confirm)
-
-    def _decode(self, page: Page) -> None:
-        """Decode a downloaded body in place; raises ``msgspec.DecodeError`` if it is broken."""
-        if page.body is not None:
-            records = parse_records(page.body, stream=self.stream, path=self.path, raw=self.raw)
-            page.body = None
-            page.records = self.transform(records)
+    def promote(self, future: Future[Page]) -> None:
+        """A page requested speculatively turned out to be needed."""
+        self.requests.promote(future)
 
     def result(self, future: Future[Page], params: Params) -> Page:
         """Decode a downloaded page; JSON that turns out broken is fetched again."""
         page = future.result()
-        try:
-            self._decode(page)
-        except msgspec.DecodeError as exc:
-            logger.warning("Stream %r: refetching a page with broken JSON (%s).", self.stream, exc)
-            return self.fetch(params)
+        if page.body is not None:
+            try:
+                records = parse_records(page.body, stream=self.stream, path=self.path, raw=self.raw)
+            except msgspec.DecodeError as exc:
+                logger.warning(
+                    "Stream %r: refetching a page with broken JSON (%s).", self.stream, exc
+                )
+                return self.fetch(params)
+            page.body = None
+            page.records = self.transform(records)
         return page
 
 
@@ -271,8 +273,7 @@ class _Ends:
         page = future.result()
         if page.skipped:
             return
-        # A first page comes decoded (see ``PageSource._chain``), any other as its body.
-        empty = not page.records if page.body is None else page.body.strip() == b"[]"
+        empty = page.body is not None and page.body.strip() == b"[]"
         if page.not_found or empty:
             self.first = min(self.first, index)
 
@@ -301,24 +302,6 @@ class IdScan:
         self.on_page = on_page
         self._opened = False
 
-    def prefetch(self) -> None:
-        """Start fetching the first page now; ``__iter__`` will pick it up."""
-        params = self._params(offset=0, above=self.base_id, below=None)
-        self.source.prefetch(params, self._confirmation)
-
-    def _confirmation(self, page: Page) -> list[tuple[str, str]] | None:
-        """The request that settles the scan's first page, if it is short but not empty.
-
-        It is exactly what ``__iter__`` asks next (``id[gt]=<last id>``, the same
-        ``limit``: a first page leaves the paginator as it was), so the worker that
-        downloaded the page can request it before the scan reaches it. A page the scan
-        refuses (see ``_check_above``) leaves it unused.
-        """
-        records = page.records
-        if not 0 < len(records) < self.paginator.page_size:
-            return None
-        return self._params(offset=0, above=max(record["id"] for record in records), below=None)
-
     def _params(
         self, *, offset: int, above: int | None, below: int | None, limit: int | None = None
     ) -> list[tuple[str, str]]:
@@ -339,19 +322,27 @@ class IdScan:
         first, self._opened = not self._opened, True
         return first
 
-    def _emit(self, page: Page) -> Iterator[Record]:
+    def _emit(self, page: Page) -> Batch:
+        """The page's records not emitted yet (the overlap record was), in id order."""
         if self.on_page is not None:
             self.on_page(page)
         last = self.last_id
+        records = []
         for record in page.records:
             record_id = record["id"]
             if last is None or record_id > last:
                 last = record_id
-                self.last_id = last
-                yield record
+                records.append(record)
+        self.last_id = last
+        return Batch(records, page.size)
 
     def __iter__(self) -> Iterator[Record]:
-        """Yield every matching record once, in id order.
+        """Yield every matching record once, in id order."""
+        for batch in self.batches():
+            yield from batch.records
+
+    def batches(self) -> Generator[Batch, None, None]:
+        """Every matching record once, in id order, a page at a time.
 
         Offset pages run until the end is proven. A run that stops on a short page not
         proven the last (the server may cap ``limit``) is followed by another above the
@@ -366,8 +357,13 @@ class IdScan:
                 return
             above = self.last_id
 
-    def _offsets(self, above: int | None) -> Generator[Record, None, bool]:
-        """Concurrent offset pages of ids above ``above``; True once the end is proven."""
+    def _offsets(self, above: int | None) -> Generator[Batch, None, bool]:
+        """Concurrent offset pages of ids above ``above``; True once the end is proven.
+
+        Which pages are certainly needed: the one the scan waits for, the one after a
+        full page, and those a probe found records beyond. Others are speculative: the
+        scheduler sends them only with tokens no certain request wants.
+        """
         pending: dict[int, tuple[Params, Future[Page]]] = {}
         launched = 0
         ends = _Ends()
@@ -375,25 +371,36 @@ class IdScan:
         if self.since is None and above is None:
             window.probe()  # a backfill is usually long: ask at once, not a round trip later
         index = 0
+        certain = 0
+
+        def certainly(upto: int) -> None:
+            nonlocal certain
+            if upto > certain:
+                certain = upto
+                for number, (_, future) in pending.items():
+                    if number <= certain:
+                        self.source.promote(future)
+
         previous_last: int | None = None
         try:
             while True:
-                while launched - index < window.size() and (
-                    launched <= ends.first or launched == index
-                ):
+                size = window.size()
+                if window.long:
+                    certainly(PROBE_PAGES)
+                while launched - index < size and (launched <= ends.first or launched == index):
                     offset = self.paginator.offset(launched)
                     params = self._params(offset=offset, above=above, below=None)
-                    opening = self._opening()
                     future = self.source.submit(
                         params,
                         functools.partial(ends.past, launched),
-                        missing_ok=opening,
-                        confirm=self._confirmation if opening else None,
+                        speculative=launched > max(certain, index),
+                        missing_ok=self._opening(),
                     )
                     future.add_done_callback(functools.partial(ends.note, launched))
                     pending[launched] = (params, future)
                     launched += 1
                 page_params, future = pending.pop(index)
+                self.source.promote(future)
                 page = self.source.result(future, page_params)
                 self._check_above(page, above)
                 records = page.records
@@ -402,7 +409,7 @@ class IdScan:
                     yield from self._keyset(previous_last, upper)
                     if not records:
                         return True
-                yield from self._emit(page)
+                yield self._emit(page)
                 self.paginator.advance(page)
                 if self.paginator.finished:
                     return True
@@ -410,6 +417,7 @@ class IdScan:
                     return False
                 previous_last = records[-1]["id"]
                 index += 1
+                certainly(index)
                 if _consumer_behind(pending):
                     window.shrink()
                 else:
@@ -425,19 +433,18 @@ class IdScan:
         Its answer is only a hint, so a missing resource may answer it with a 404.
         """
         offset = self.paginator.offset(PROBE_PAGES)
-        params = self._params(offset=offset, above=above, below=None, limit=1)
-        return self.source.executor.submit(self.source.fetch, params, missing_ok=True)
+        return self.source.probe(self._params(offset=offset, above=above, below=None, limit=1))
 
     def _keyset(
         self, above: int | None, below: int | None, *, missing_ok: bool = False
-    ) -> Iterator[Record]:
+    ) -> Generator[Batch, None, None]:
         """Read ids in (above, below) page by page with id cursors: immune to shifting."""
         while True:
             page = self.source.fetch(
                 self._params(offset=0, above=above, below=below), missing_ok=missing_ok
             )
             self._check_above(page, above)
-            yield from self._emit(page)
+            yield self._emit(page)
             if not self.paginator.has_more(page):
                 return
             above = page.records[-1]["id"]

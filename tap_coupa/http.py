@@ -97,10 +97,9 @@ class RequestStats:
 class Page:
     """One page and the server's clock when it was produced.
 
-    Worker threads leave ``body`` undecoded: decoding holds the GIL, so it is done once,
-    by the thread that emits the records, and pages in flight stay compact bytes. The
-    exception is a scan's first page, which its worker decodes to ask for the page that
-    confirms its end (see ``engine``): it arrives with ``records`` and no ``body``.
+    Worker threads leave an offset page's ``body`` undecoded: decoding holds the GIL,
+    so it is done once, by the thread that scans the stream, and pages in flight stay
+    compact bytes.
     """
 
     records: list[Record]
@@ -110,6 +109,8 @@ class Page:
     body: bytes | None = None
     #: Not requested after all: the scan no longer needed it (see ``IdScan``).
     skipped: bool = False
+    #: Bytes of the body as received (what holding the page costs).
+    size: int = 0
 
     def json(self) -> list[Record]:
         """The decoded records (what the paginator reads, as of an SDK response)."""
@@ -296,7 +297,7 @@ class CoupaHTTP:
                 "base_url is not a Coupa instance"
             )
             raise CoupaRetriableError(msg)
-        page = Page(records=[], server_time=_server_time(response), body=body)
+        page = Page(records=[], server_time=_server_time(response), body=body, size=len(body))
         if call.decode:
             try:
                 page.records = parse_records(

@@ -14,9 +14,13 @@ thread that decodes and emits records its CPU.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import typing as t
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: After a 429 the rate is multiplied by this factor...
 DECREASE_FACTOR = 0.7
@@ -39,6 +43,21 @@ class RateLimiter:
         #: When the bucket would be full again: sending at ``_full - burst/rate`` or
         #: later keeps within the burst.
         self._full = self._updated
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def granted(self) -> Iterator[None]:
+        """The calling thread holds a token already: its next ``acquire`` is free.
+
+        The scheduler waits for the token before choosing which request to send, so
+        the one sent is the best at that moment (see ``scheduler``); a retry of it
+        waits for a token of its own.
+        """
+        self._local.granted = True
+        try:
+            yield
+        finally:
+            self._local.granted = False
 
     def _recover(self, now: float) -> None:
         if self.rate < self.max_rate:
@@ -47,6 +66,9 @@ class RateLimiter:
 
     def acquire(self, cancelled: t.Callable[[], bool] | None = None) -> bool:
         """Wait for this request's turn; False if it was ``cancelled`` meanwhile."""
+        if getattr(self._local, "granted", False):
+            self._local.granted = False
+            return cancelled is None or not cancelled()
         with self._lock:
             now = time.monotonic()
             self._recover(now)

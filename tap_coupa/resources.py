@@ -11,7 +11,6 @@ import gc
 import logging
 import ssl
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import httpx
@@ -23,6 +22,7 @@ from tap_coupa.http import CoupaHTTP
 from tap_coupa.projection import render
 from tap_coupa.query import listing_params, stream_params
 from tap_coupa.ratelimit import RateLimiter
+from tap_coupa.scheduler import MemoryBudget, Scheduler
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +32,6 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("tap-coupa")
 
-#: How many upcoming streams have their first page requested ahead of their turn.
-PREFETCH_STREAMS = 8
 #: Longest request URL sent: RFC 9110 (4.1) asks every server to take 8000 octets.
 MAX_URL_LENGTH = 8000
 #: Room kept for what the scan adds to a stream's query (ordering, id bounds, paging,
@@ -41,11 +39,13 @@ MAX_URL_LENGTH = 8000
 SCAN_PARAMS_LENGTH = 200
 
 
-class Prefetchable(t.Protocol):
-    """A stream whose first page can be requested before its turn."""
+class Scanned(t.Protocol):
+    """A stream whose scan can start before its turn."""
 
-    def prefetch(self) -> None:
-        """Request the first page now."""
+    name: str
+
+    def start(self) -> None:
+        """Start the scan now (once)."""
 
 
 class SyncResources:
@@ -56,7 +56,7 @@ class SyncResources:
         settings: Settings,
         *,
         scopes: Callable[[], Sequence[str]],
-        sync_order: Callable[[], Sequence[Prefetchable]],
+        sync_order: Callable[[], Sequence[Scanned]],
         full_table: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
@@ -108,21 +108,29 @@ class SyncResources:
         raise CoupaConfigError(msg)
 
     @cached_property
+    def limiter(self) -> RateLimiter:
+        """The one rate limit every request of the sync keeps to."""
+        return RateLimiter(self.settings.max_requests_per_second, self.settings.rate_limit_burst)
+
+    @cached_property
     def http(self) -> CoupaHTTP:
         """The transport every stream shares."""
         settings = self.settings
         return CoupaHTTP(
             api_base=settings.api_base,
             authenticator=self.authenticator,
-            limiter=RateLimiter(settings.max_requests_per_second, settings.rate_limit_burst),
+            limiter=self.limiter,
             connect=self.connect,
             max_retries=settings.max_retries,
         )
 
     @cached_property
-    def executor(self) -> ThreadPoolExecutor:
-        """Worker threads that download pages."""
-        return ThreadPoolExecutor(self.settings.max_concurrency, thread_name_prefix="tap-coupa")
+    def scheduler(self) -> Scheduler:
+        """The request slots every stream shares, ordered as the streams are written."""
+        budget = MemoryBudget(self.settings.prefetch_memory_mb * 1024 * 1024)
+        scheduler = Scheduler(self.settings.max_concurrency, self.limiter, budget)
+        scheduler.plan([stream.name for stream in self._sync_order()])
+        return scheduler
 
     def params(
         self,
@@ -180,10 +188,10 @@ class SyncResources:
         self._heap_frozen = True
         gc.freeze()
 
-    def prefetch_after(self, current: Prefetchable) -> None:
-        """Request the first pages of the next few streams while ``current`` syncs."""
+    def writing(self, current: Scanned) -> None:
+        """``current`` is being written: the scans of every stream after it start too."""
+        self.scheduler.emitting(current.name)
         order = list(self._sync_order())
         if current in order:
-            position = order.index(current) + 1
-            for stream in order[position : position + PREFETCH_STREAMS]:
-                stream.prefetch()
+            for stream in order[order.index(current) + 1 :]:
+                stream.start()

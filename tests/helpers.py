@@ -102,6 +102,7 @@ CONNECTION_SETTINGS = frozenset(
         "base_url", "client_id", "client_secret", "api_key", "token_url", "scopes",
         "user_agent", "allow_http", "request_timeout", "max_retries", "page_size",
         "max_requests_per_second", "rate_limit_burst", "max_concurrency", "start_date",
+        "prefetch_memory_mb",
     }
 )  # fmt: skip
 

@@ -9,9 +9,8 @@ which requests the gap-free mechanisms made.
 
 from __future__ import annotations
 
-import threading
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import httpx
 import pytest
@@ -31,16 +30,31 @@ NOT_FOUND = {"errors": {"error": ["Not Found"]}}
 Query = dict[str, str]
 
 
-class InlineExecutor(ThreadPoolExecutor):
-    """Runs each task when it is submitted: requests happen in a fixed order."""
+class InlineRequests:
+    """Sends each request when it is submitted: requests happen in a fixed order."""
 
-    def submit(self, fn: t.Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any) -> Future[t.Any]:
-        future: Future[t.Any] = Future()
+    def __init__(self) -> None:
+        #: Whether each request was submitted as speculative, in order.
+        self.speculative: list[bool] = []
+
+    def submit(
+        self,
+        stream: str,
+        fn: t.Callable[[], Page],
+        *,
+        speculative: bool = False,
+        wanted: t.Callable[[], bool] | None = None,
+    ) -> Future[Page]:
+        future: Future[Page] = Future()
+        self.speculative.append(speculative)
         try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # handed to the engine, as a pool would
+            future.set_result(fn())
+        except Exception as exc:  # handed to the engine, as the scheduler would
             future.set_exception(exc)
         return future
+
+    def promote(self, future: Future[Page]) -> None:
+        """Nothing waits: every request is sent at once."""
 
 
 class Collection:
@@ -83,7 +97,7 @@ def make_scan(
     max_in_flight: int = 4,
     since: str | None = "2024-01-01T00:00:00Z",
     seen: list[Page] | None = None,
-    executor: ThreadPoolExecutor | None = None,
+    requests: InlineRequests | None = None,
 ) -> IdScan:
     http = CoupaHTTP(
         api_base="https://acme.coupahost.test/api",
@@ -94,7 +108,7 @@ def make_scan(
     )
     source = PageSource(
         http,
-        executor or InlineExecutor(1),
+        requests or InlineRequests(),
         stream="invoices",
         path="invoices",
         scope="core.invoice.read",
@@ -189,32 +203,6 @@ def test_a_short_only_page_costs_one_confirmation_and_a_full_page_none() -> None
     long = Collection(range(1, 61))
     assert emitted(make_scan(long, page_size=50)) == list(range(1, 61))
     assert ranges(long) == [], "a short page after a full one is the end: nothing to confirm"
-
-
-def test_a_short_first_page_has_its_confirmation_requested_before_it_is_read() -> None:
-    coupa = Collection(range(1, 8))
-    records = iter(make_scan(coupa, page_size=50))
-    assert next(records)["id"] == 1
-    assert [q.get("id[gt]") for q in coupa.pages()] == [None, "7"], (
-        "the worker that downloaded the short page asked id[gt]=7 at once"
-    )
-    assert [record["id"] for record in records] == list(range(2, 8))
-    assert len(coupa.pages()) == 2, "the scan took the confirmation already requested"
-
-
-def test_a_prefetched_short_stream_is_confirmed_before_its_turn() -> None:
-    """The confirmation goes out on the pool's workers while no scan runs at all."""
-    coupa = Collection(range(1, 8))
-    confirmed = threading.Event()
-    coupa.before = lambda query: confirmed.set() if query.get("id[gt]") == "7" else None
-    with ThreadPoolExecutor(2) as pool:
-        scan = make_scan(coupa, page_size=50, executor=pool)
-        # As ``CollectionStream.prefetch`` does: another scan, over the same source.
-        IdScan(scan.source, CoupaOffsetPaginator(50), params=[], max_in_flight=4).prefetch()
-        assert confirmed.wait(timeout=30), "id[gt]=7 was requested ahead of the scan"
-        assert emitted(scan) == list(range(1, 8))
-    assert [q.get("id[gt]") for q in coupa.pages()] == [None, "7"], "each requested once"
-    assert not scan.source.ready, "nothing left over"
 
 
 def test_a_404_no_results_at_the_end_ends_the_scan() -> None:

@@ -514,7 +514,7 @@ def test_record_counts_and_scale() -> None:
 
 
 def test_rate_limit_answers_429_without_retry_after() -> None:
-    with Sandbox(SandboxConfig(rate_limit=2, burst=3)) as sandbox:
+    with Sandbox(SandboxConfig(rate_limit=0.1, burst=3)) as sandbox:
         headers = {**JSON, "X-COUPA-API-KEY": "sandbox-api-key"}
         responses = [httpx.get(f"{sandbox.url}/api/currencies", headers=headers) for _ in range(8)]
         limited = [r for r in responses if r.status_code == 429]
