@@ -89,9 +89,11 @@ class CollectionStream(CoupaStream):
         )
         if since is not None and self.replication_key:
             params.append((f"{query_key(self.replication_key)}[gt_or_eq]", since))
+        paginator = self.get_new_paginator()
+        paginator.most = state.served_per_page
         return IdScan(
             self._page_source(),
-            self.get_new_paginator(),
+            paginator,
             params=params,
             max_in_flight=self.resources.settings.max_concurrency,
             after_id=progress.after_id if progress else None,
@@ -167,6 +169,7 @@ class CollectionStream(CoupaStream):
         margin = self.resources.settings.bookmark_safety_margin
         if state.finish(latest.latest(), run.clock.started_at(), margin):
             self.state_manager.is_flushed = False
+        state.saw_pages_of(scan.paginator.most)
         self._log_progress(scan.source, count, started, cpu_started, done=True)
         self.log_children()
         if deletes:

@@ -15,17 +15,18 @@ Why it is gap-free while Coupa data changes under the sync:
   offsets cannot disturb. An empty page after a full one is the same case with no
   upper bound.
 * A page shorter than ``limit`` is the end only if the server has shown it serves more
-  per page (an earlier page of the scan held more records), so it stopped because the
-  records did. Otherwise the endpoint may cap ``limit`` silently, and the scan goes on
-  above the last id emitted (``id[gt]=<last id>``): an empty answer ends it, and a page
-  that stops at the same length again makes that length the page size. An empty
-  answer (``[]`` or Coupa's 404 "no results") is always the end, after the gap check
-  above. The price: a scan whose only page is short (a small stream, most incremental
-  syncs) costs one more request, ``id[gt]=<last id>``; scans of streams ahead of their
-  turn run at the same time (see ``feed``), so it travels with other streams' pages. Sharing
-  what one stream's full page proved with other streams would save the request, but
-  would lose records behind an endpoint that caps alone; any page of 0 or ``limit``
-  records costs nothing extra.
+  per page (an earlier page of the scan held more records, or a page of an earlier
+  sync of the stream: the paginator starts from that proof, kept in state), so it
+  stopped because the records did. Otherwise the endpoint may cap ``limit`` silently,
+  and the scan goes on above the last id emitted (``id[gt]=<last id>``): an empty
+  answer ends it, and a page that stops at the same length again makes that length
+  the page size. An empty answer (``[]`` or Coupa's 404 "no results") is always the
+  end, after the gap check above. The price: a stream's first sync, if its only page
+  is short (a small stream), costs one more request, ``id[gt]=<last id>``; later syncs
+  know from state what the endpoint serves, so a short incremental page costs none.
+  Sharing what one stream's full page proved with other streams would save the first
+  request too, but would lose records behind an endpoint that caps alone; any page of
+  0 or ``limit`` records costs nothing extra.
 * A 404 other than "no results" is never read as the end once the scan has begun: it
   is retried, then fails (only the scan's first request may meet a missing resource).
 * Records are emitted in strictly increasing id order (the overlap record is not

@@ -4,7 +4,8 @@ Per stream the state holds::
 
     {"replication_key": "updated-at",
      "replication_key_value": "2025-03-10T15:00:00+00:00",
-     "progress": {"since": ..., "after_id": 4711, "started_at": ...}}
+     "progress": {"since": ..., "after_id": 4711, "started_at": ...},
+     "served_per_page": 50}
 
 * The bookmark is an instant, compared with pendulum, never as a string: Coupa's
   offsets change with daylight saving.
@@ -15,6 +16,9 @@ Per stream the state holds::
 * Mid-scan, ``progress`` carries the filter in use (``since``), the last id emitted and
   the scan's start, so an interrupted sync resumes where it stopped rather than from
   zero, and the finished scan still bounds its bookmark by the first attempt's start.
+* ``served_per_page`` is the most records one page of the stream has held: proof that
+  the endpoint does not cap ``limit`` below it, so a later scan's short first page is
+  the end without a confirming request (see ``engine``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ BOOKMARK_KEY = "replication_key"
 DELETES = "deletes"
 BOOKMARK_VALUE = "replication_key_value"
 PROGRESS = "progress"
+SERVED = "served_per_page"
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,16 @@ class StreamState:
         ]
         return max(candidates).in_timezone("UTC").isoformat() if candidates else None
 
+    @property
+    def served_per_page(self) -> int:
+        """The most records one page of this stream has held (0: none seen yet)."""
+        return int(self._state.get(SERVED) or 0)
+
+    def saw_pages_of(self, records: int) -> None:
+        """Keep the proof that the endpoint serves at least ``records`` per page."""
+        if records > self.served_per_page:
+            self._state[SERVED] = records
+
     def save_progress(self, progress: Progress) -> None:
         """Record where the running scan would resume."""
         self._state[PROGRESS] = progress.as_state()
@@ -161,6 +176,9 @@ class StreamState:
                 Progress.parse(progress)
             except ValueError as exc:
                 return f"has a progress entry that {exc} ({progress!r})"
+        served = entry.get(SERVED)
+        if served is not None and (type(served) is not int or served < 1):
+            return f"has {SERVED} {served!r}, not a positive integer"
         if (deletes := entry.get(DELETES)) is not None:
             try:
                 DeleteState.parse(deletes)

@@ -97,6 +97,10 @@ def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[
             '{"bookmarks": {"invoices": {"deletes": {"known": [1, 2]}}}}',
             ("invoices", "deletes", "known ids"),
         ),
+        (
+            '{"bookmarks": {"invoices": {"served_per_page": "50"}}}',
+            ("invoices", "served_per_page", "positive integer"),
+        ),
     ],
     ids=[
         "not-json",
@@ -105,6 +109,7 @@ def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[
         "bad-bookmark",
         "bad-progress",
         "bad-deletes",
+        "bad-served-per-page",
     ],
 )
 def test_bad_state(tmp_path: Path, state: str, expected: tuple[str, ...]) -> None:

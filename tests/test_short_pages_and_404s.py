@@ -39,6 +39,36 @@ def test_an_endpoint_that_caps_pages_at_25_loses_nothing(tap: TapRunner) -> None
         assert served <= len(expected) // 24 + 6, "pages shrank to the cap: no re-reading"
 
 
+def id_gt_requests(sb: Sandbox, stream: str) -> int:
+    """Requests with an ``id[gt]`` bound without ``id[lt]``: end confirmations."""
+    return sum(
+        1
+        for query in sb.requests(stream)
+        if any(key == "id[gt]" for key, _ in query) and all(key != "id[lt]" for key, _ in query)
+    )
+
+
+def test_a_short_incremental_page_is_confirmed_only_until_the_endpoint_proved_its_page_size(
+    tap: TapRunner,
+) -> None:
+    """The first sync proves what each endpoint serves per page; state keeps the proof."""
+    big, small = STREAM, "suppliers"
+    config = SandboxConfig(seed=8, document_shape="plain", records={big: 120, small: 7})
+    with Sandbox(config) as sb:
+        first = tap.run(tap_config(sb), [big, small])
+        assert id_gt_requests(sb, small) == 1, "7 records, never a full page: confirmed"
+        assert id_gt_requests(sb, big) == 0, "a short page after a full one is the end"
+        served = {s: first.state["bookmarks"][s]["served_per_page"] for s in (big, small)}
+        assert served == {big: 50, small: 7}
+        for stream in (big, small):
+            sb.mutate(stream, update=3)
+        sb.reset_stats()
+        second = tap.run(tap_config(sb), [big, small], first.state)
+        for stream in (big, small):
+            assert len(second.ids(stream)) >= 3, "the incremental sync read the changes"
+            assert len(sb.requests(stream)) == 1, f"{stream}: one request, no confirmation"
+
+
 def record(record_id: int) -> dict[str, t.Any]:
     return {"id": record_id, "updated-at": f"2024-01-01T00:00:{record_id:02d}-08:00"}
 
