@@ -1,4 +1,8 @@
-"""Checks on an input catalog: it may only name streams and properties this tap has."""
+"""The input catalog: what the tap checks and reads of it.
+
+It may only name streams and properties this tap has; FULL_TABLE may be forced in any
+spelling; stream maps are built per stream, as the run reads it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from tap_coupa.errors import CoupaConfigError
 from tap_coupa.streams import property_names, registry
 
 if t.TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Callable, Collection, Mapping
 
+    from singer_sdk.mapper import StreamMap
     from singer_sdk.singerlib import Catalog
 
 METHODS = ("FULL_TABLE", "INCREMENTAL")
@@ -75,15 +80,13 @@ def full_table_streams(catalog: Mapping[str, t.Any]) -> frozenset[str]:
     return frozenset(forced)
 
 
-def synced_streams(catalog: Catalog, parents: Mapping[str, str | None]) -> frozenset[str]:
-    """The streams a run reads: selected ones, and the parents that feed them rows."""
-    synced: set[str] = set()
-    for entry in catalog.streams:
-        root = entry.metadata.root
-        chosen = root.selected if root.selected is not None else root.selected_by_default
-        if root.inclusion == "automatic" or chosen:
-            name: str | None = entry.tap_stream_id
-            while name is not None and name not in synced:
-                synced.add(name)
-                name = parents.get(name)
-    return frozenset(synced)
+class LazyStreamMaps(dict[str, list["StreamMap"]]):
+    """The mapper's ``stream_maps``, each stream registered on first lookup."""
+
+    def __init__(self, register: Callable[[str], None]) -> None:
+        super().__init__()
+        self._register = register
+
+    def __missing__(self, name: str) -> list[StreamMap]:
+        self._register(name)  # fills self[name] (and any alias the stream maps define)
+        return self[name]

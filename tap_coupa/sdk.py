@@ -40,8 +40,8 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
         "read: the RECORD messages built in _generate_record_messages carry it"
     ),
     "singer_sdk.plugin_base:PluginBase.setup_mapper": (
-        "called past Tap.setup_mapper: the mapper is built, then only the streams the "
-        "run reads are registered"
+        "called past Tap.setup_mapper: the mapper is built, then each stream is "
+        "registered when it first needs its maps"
     ),
     "singer_sdk.tap_base:Tap._handle_termination": (
         "overridden: exit 128 + signal after the SDK writes the state, not 0"

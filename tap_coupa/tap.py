@@ -18,7 +18,7 @@ from singer_sdk.singerlib import Catalog
 from typing_extensions import override
 
 from tap_coupa import custom_objects
-from tap_coupa.catalog import check_catalog, full_table_streams, synced_streams
+from tap_coupa.catalog import LazyStreamMaps, check_catalog, full_table_streams
 from tap_coupa.collection import CollectionStream
 from tap_coupa.discovery import discover_custom_fields
 from tap_coupa.errors import CoupaConfigError, CoupaError
@@ -81,19 +81,22 @@ class TapCoupa(Tap):
 
     @override
     def setup_mapper(self) -> None:
-        """Register with the stream maps only the streams this run reads.
+        """Register each stream with the stream maps when the stream first needs them.
 
-        The SDK registers every stream of the catalog, copying and resolving each
-        schema: with ~180 streams, a large part of every sync's start-up, spent on
-        streams that are never read. Discovery (no input catalog) registers them all.
+        The SDK registers every stream of the catalog up front, copying and resolving
+        each schema: with ~180 streams, a large part of every sync's start-up. Here a
+        stream's maps are built when it first asks for them: as its scan starts, ahead
+        of its turn, while the first stream's requests are already out. Discovery (no
+        input catalog) registers them all.
         """
         PluginBase.setup_mapper(self)  # the mapper itself, without the SDK's registration
-        catalog = self.catalog
-        if self.input_catalog is not None:
-            parents = {name: spec["parent"] for name, spec in registry().items()}
-            synced = synced_streams(catalog, parents)
-            catalog = Catalog({name: entry for name, entry in catalog.items() if name in synced})
-        self.mapper.register_raw_streams_from_catalog(catalog)
+        mapper, catalog = self.mapper, self.catalog
+        if self.input_catalog is None:
+            mapper.register_raw_streams_from_catalog(catalog)
+            return
+        mapper.stream_maps = LazyStreamMaps(
+            lambda name: mapper.register_raw_streams_from_catalog(Catalog({name: catalog[name]}))
+        )
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
