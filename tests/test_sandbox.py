@@ -705,6 +705,23 @@ def test_mutation_updates_inserts_and_deletes(fresh: tuple[Sandbox, httpx.Client
     assert {r["id"] for r in newest} == set(changed + result["inserted"])
 
 
+def test_inserted_revisions_carry_their_own_revision_record() -> None:
+    # A revision's own id and creation time are in its key object: an insert (a clone
+    # of a prototype) must not keep the prototype's.
+    config = SandboxConfig(rate_limit=None, records={"purchase_order_revisions": 4})
+    with Sandbox(config) as sandbox:
+        before = [r["revision-record"]["id"] for r in sandbox.records("purchase_order_revisions")]
+        started = int(time.time())
+        inserted = sandbox.mutate("purchase_order_revisions", insert=3)["inserted"]
+        headers = {**JSON, "X-COUPA-API-KEY": "sandbox-api-key"}
+        with httpx.Client(base_url=sandbox.url, headers=headers, timeout=5) as c:
+            query = {"id[gt]": str(max(before))}
+            served = fetch_all(c, "/api/purchase_order_revisions", **query)
+    keys = [r["revision-record"] for r in served]
+    assert [key["id"] for key in keys] == inserted
+    assert all(instant(key["created-at"]) >= started for key in keys)
+
+
 def test_background_mutation_every_k_requests(fresh: tuple[Sandbox, httpx.Client]) -> None:
     sandbox, c = fresh
     reply = httpx.post(
