@@ -72,7 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies default record counts")
-    p.add_argument("--records", nargs="+", action="extend", default=[], metavar="STREAM=N")
+    p.add_argument(
+        "--records",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="STREAM=N",
+        help="records of a top-level stream; '*=N' for every stream not named",
+    )
     p.add_argument("--anchor", default=None, help="end of generated history (ISO datetime)")
     p.add_argument("--timezone", default="America/Los_Angeles")
     p.add_argument("--eager", action="store_true", help="generate all data before serving")

@@ -3,11 +3,15 @@
 Tests and demos use it to compare what a sync extracted with what the instance holds,
 and to switch faults and live mutations while a sync runs.
 
-``GET  /_sandbox/stats``               request/status/fault/token counters, body bytes sent
+``GET  /_sandbox/stats``               request/status/fault/token counters, body bytes sent,
+                                      first/last API request's arrival (monotonic s)
 ``GET  /_sandbox/counts``              stream -> record count (child streams: nested items)
+``GET  /_sandbox/matching/<stream>?q`` ``{"records": n}``: records the API query ``q`` matches
+                                      on every page (its filters; offset and limit ignored)
 ``GET  /_sandbox/streams``             top-level streams with path and scope
 ``GET  /_sandbox/records/<stream>``    every current record, full JSON, id order
-``GET  /_sandbox/requests``            API queries served: ``[{"stream", "params"}]``
+``GET  /_sandbox/requests``            API queries served: ``[{"stream", "params", "at",
+                                      "records"}]`` (arrival, monotonic s; records served)
 ``GET  /_sandbox/faults``              current fault config and injection counts
 ``POST /_sandbox/faults``              install a fault config (``{}`` clears)
 ``POST /_sandbox/page-size``           ``{"page_size": n}``: at most n records a page, silently
@@ -24,11 +28,14 @@ and to switch faults and live mutations while a sync runs.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 
 from .api import Response, error_response, json_response
+from .query import QueryError, parse_query
 from .state import SandboxState
 
 PREFIX = "/_sandbox/"
@@ -40,19 +47,39 @@ class AdminApi:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
 
-    def handle(self, method: str, path: str, body: bytes) -> Response:
-        """Dispatch one admin request."""
+    def handle(self, method: str, path: str, body: bytes, query: str = "") -> Response:
+        """Dispatch one admin request (``query``: the URL's query string)."""
         route = path[len(PREFIX) :].strip("/")
         try:
             payload: Any = msgspec.json.decode(body) if body.strip() else {}
         except msgspec.DecodeError:
             return error_response(400, "error", "Body is not valid JSON")
         try:
-            return self._dispatch(method, route, payload)
+            return self._dispatch(method, route, payload, query)
         except (KeyError, ValueError, TypeError) as exc:
             return error_response(400, "error", str(exc).strip("'\""))
+        except QueryError as exc:
+            return error_response(400, exc.key, exc.message)
 
-    def _dispatch(self, method: str, route: str, payload: Any) -> Response:
+    def _stream(self, route: str, query: str) -> Response:
+        """``records/<stream>`` and ``matching/<stream>``: one top-level stream's data."""
+        state = self.state
+        kind, _, name = route.partition("/")
+        if name not in state.registry or not state.registry[name].top_level:
+            return error_response(404, "error", f"Unknown top-level stream {name}")
+        if kind == "records":
+            return Response(200, state.store.records_json(name))
+        # The records a scan with these filters reads: the requests it needs, known.
+        parsed = parse_query(
+            parse_qsl(query, keep_blank_values=True),
+            state.registry[name],
+            state.store.custom_keys(name),
+            state.clock,
+        )
+        parsed.offset, parsed.limit = 0, sys.maxsize  # one page holding every match
+        return json_response(200, {"records": len(state.store.query(name, parsed))})
+
+    def _dispatch(self, method: str, route: str, payload: Any, query: str) -> Response:
         state = self.state
         if method == "GET":
             if route == "stats":
@@ -72,11 +99,8 @@ class AdminApi:
                         for s in state.registry.top_level
                     ],
                 )
-            if route.startswith("records/"):
-                name = route[len("records/") :]
-                if name not in state.registry or not state.registry[name].top_level:
-                    return error_response(404, "error", f"Unknown top-level stream {name}")
-                return Response(200, state.store.records_json(name))
+            if route.startswith(("records/", "matching/")):
+                return self._stream(route, query)
             if route == "faults":
                 return json_response(200, state.faults.snapshot())
             if route == "background":

@@ -137,7 +137,7 @@ class CoupaApi:
         store = self.state.store
         custom_keys = self.state.store.custom_keys(stream.name)
         params = parse_qsl(query_string, keep_blank_values=True)
-        self.state.requests.add(stream.name, params)
+        logged = self.state.requests.add(stream.name, params)
         try:
             query = parse_query(params, stream, custom_keys, self.state.clock, self.state.page_size)
         except QueryError as exc:
@@ -148,11 +148,13 @@ class CoupaApi:
             found = store.get(stream.name, record_id)
             if found is None:
                 return error_response(404, "error", "Not Found", as_json)
+            logged.records = 1
             record = shape(found, query, stream)
             if as_json:
                 return Response(200, _encode(record), JSON_TYPE)
             return Response(200, xml.render_record(stream.path, record, stream.schema), XML_TYPE)
         page = store.query(stream.name, query)
+        logged.records = len(page)
         if not page and self.state.config.empty_status != 200:
             status = self.state.config.empty_status
             if as_json:

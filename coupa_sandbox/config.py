@@ -18,6 +18,8 @@ DEFAULT_RECORDS = 40
 """Records per top-level stream unless it is a core stream or overridden."""
 
 CORE_RECORDS = 150
+EVERY_STREAM = "*"
+"""The ``records`` key that sizes every stream not named on its own."""
 CORE_STREAMS: frozenset[str] = frozenset(
     {
         "invoices",
@@ -92,9 +94,14 @@ class SandboxConfig:
     default_response_filter: bool = False
 
     def record_count(self, stream: str) -> int:
-        """Initial record count of a top-level stream (explicit counts are not scaled)."""
-        if stream in self.records:
-            return max(0, int(self.records[stream]))
+        """Initial record count of a top-level stream (explicit counts are not scaled).
+
+        ``records`` may name a stream or ``*``, every stream it does not name (a whole
+        catalog of one size, for a benchmark).
+        """
+        explicit = self.records.get(stream, self.records.get(EVERY_STREAM))
+        if explicit is not None:
+            return max(0, int(explicit))
         base = CORE_RECORDS if stream in CORE_STREAMS else DEFAULT_RECORDS
         return max(1, round(base * self.scale))
 

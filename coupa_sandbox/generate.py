@@ -608,7 +608,10 @@ class StreamGenerator:
                 fields.append(FieldPlan(prop, _empty_list, True, array))
             else:
                 fn = self._compile_prop(prop, child, path, depth)
-                fields.append(FieldPlan(prop, fn, _varies(prop, child, depth)))
+                # The key object holds the row's own id and creation time: a clone
+                # (an insert, a record past the prototypes) must not keep its prototype's.
+                key = depth == 0 and prop == self.stream.key_object
+                fields.append(FieldPlan(prop, fn, key or _varies(prop, child, depth)))
         return ObjectPlan(fields)
 
     def _compile_prop(self, prop: str, node: Node, path: tuple[str, ...], depth: int) -> FieldFn:

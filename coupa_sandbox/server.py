@@ -136,7 +136,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         headers = self._headers()
         if path.startswith(ADMIN_PREFIX):
             state.stats.request("admin")
-            self._send(self.server.admin.handle(method, path, body), count=False)
+            self._send(self.server.admin.handle(method, path, body, parts.query), count=False)
             return
         if path == TOKEN_PATH:
             request_class = "token"

@@ -7,6 +7,7 @@ so a change made through any of them is seen by the others.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime
@@ -37,12 +38,20 @@ class Stats:
             self.by_stream: dict[str, int] = {}
             self.rate_limited = 0
             self.body_bytes = 0
+            #: Arrival (``time.monotonic()``) of the first and last API request, 429s
+            #: included: a benchmark's request window, to compare with the rate limit's.
+            self.api_first: float | None = None
+            self.api_last: float | None = None
 
     def request(self, request_class: str) -> None:
         """Count an incoming request of a class (``api``, ``token``, ``admin``, ``other``)."""
+        now = time.monotonic()
         with self._lock:
             if request_class != "admin":
                 self.requests += 1
+            if request_class == "api":
+                self.api_first = now if self.api_first is None else self.api_first
+                self.api_last = now
             self.by_class[request_class] = self.by_class.get(request_class, 0) + 1
 
     def status(self, status: int, body_bytes: int = 0) -> None:
@@ -72,6 +81,8 @@ class Stats:
                 "by_stream": dict(self.by_stream),
                 "rate_limited": self.rate_limited,
                 "body_bytes": self.body_bytes,
+                "api_first": self.api_first,
+                "api_last": self.api_last,
             }
 
 
@@ -82,31 +93,56 @@ REQUEST_LOG_SIZE = 20_000
 Params = tuple[tuple[str, str], ...]
 
 
+class LoggedQuery:
+    """One API query served: its stream and parameters, when it arrived, what it got."""
+
+    __slots__ = ("at", "params", "records", "stream")
+
+    def __init__(self, stream: str, params: Params) -> None:
+        self.stream = stream
+        self.params = params
+        #: Arrival, ``time.monotonic()`` (the clock of ``Stats.api_first``).
+        self.at = time.monotonic()
+        #: Records in the answer; None until a page is served (an error answer).
+        self.records: int | None = None
+
+
 class RequestLog:
     """The API queries served (stream and query parameters, in arrival order).
 
-    Tests use it to see which queries a sync really made, e.g. an id-bounded repair.
+    Tests use it to see which queries a sync really made, e.g. an id-bounded repair;
+    the benchmark, to tell requests past a collection's end (0 records) from the rest.
     """
 
     def __init__(self, size: int = REQUEST_LOG_SIZE) -> None:
         self._lock = threading.Lock()
-        self._entries: deque[tuple[str, Params]] = deque(maxlen=size)
+        self._entries: deque[LoggedQuery] = deque(maxlen=size)
 
-    def add(self, stream: str, params: list[tuple[str, str]]) -> None:
-        """Log one query on a top-level stream."""
+    def add(self, stream: str, params: list[tuple[str, str]]) -> LoggedQuery:
+        """Log one query on a top-level stream; the caller sets what it served."""
+        entry = LoggedQuery(stream, tuple(params))
         with self._lock:
-            self._entries.append((stream, tuple(params)))
+            self._entries.append(entry)
+        return entry
 
     def queries(self, stream: str | None = None) -> list[Params]:
         """The parameters of each logged query (on ``stream``), oldest first."""
         with self._lock:
-            return [params for name, params in self._entries if stream in (None, name)]
+            return [e.params for e in self._entries if stream in (None, e.stream)]
 
     def entries(self) -> list[dict[str, Any]]:
-        """Every logged query as JSON: ``{"stream": s, "params": [[key, value], ...]}``."""
+        """Every logged query as JSON, ``{"stream", "params", "at", "records"}``."""
         with self._lock:
             entries = list(self._entries)
-        return [{"stream": name, "params": [list(p) for p in params]} for name, params in entries]
+        return [
+            {
+                "stream": e.stream,
+                "params": [list(p) for p in e.params],
+                "at": e.at,
+                "records": e.records,
+            }
+            for e in entries
+        ]
 
     def clear(self) -> None:
         """Forget every logged query."""

@@ -10,6 +10,10 @@ Two sandbox profiles, each a separate process on loopback:
   deep as the tap does (values kept raw), each then encoding RECORD messages.
 * fields: realistic, invoices with half their properties deselected, with and without
   ``request_fields``: bytes per page (the sandbox counts them) and records/s.
+* whole catalog: realistic, every stream of the catalog selected (child streams and the
+  sandbox's custom objects too), ``--catalog-records`` records in each collection; a
+  full sync, then an incremental one from its final state after ``--catalog-changes``
+  changes per collection. See :func:`catalog_runs` for what each figure means.
 
 The physical ceiling is the rate limit times 50 records per request. Records/s and "of
 ceiling" come from the stream's scan as the tap logs it; the wall-clock figures time
@@ -30,19 +34,31 @@ import sys
 import tempfile
 import time
 import typing as t
+import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
+from coupa_sandbox.config import PROFILES
 from coupa_sandbox.shape import Figures
 
 STREAM = "invoices"
 FAST_REPEATS = 3
 RATE_LIMIT = 25
+BURST = 20
 PAGE = 50
+REALISTIC = ["--profile", "realistic", "--rate-limit", str(RATE_LIMIT), "--burst", str(BURST)]
+#: The realistic profile's latency: no request is answered sooner.
+ROUND_TRIP = PROFILES["realistic"].latency_ms / 1000
+#: A stream's scan summary, as the tap logs it.
+SCAN_LOG = re.compile(
+    r"Stream '(?P<stream>[^']+)': (?P<records>\d+) records, .*? "
+    r"in (?P<seconds>[\d.]+)s, (?P<cpu>[\d.]+)s CPU"
+)
 #: The floors: msgspec decoding pages fully, and one level deep as the tap does.
 FLOOR_DECODERS: dict[str, msgspec.json.Decoder[t.Any]] = {
     "full": msgspec.json.Decoder(),
@@ -110,9 +126,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def get_json(url: str) -> object:
+def get_json(url: str) -> t.Any:
     with urllib.request.urlopen(url, timeout=60) as response:
         return json.load(response)
+
+
+def post_json(url: str, payload: object) -> t.Any:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+def discover(config_path: Path) -> dict[str, t.Any]:
+    """The tap's catalog, from ``--discover``."""
+    command = [sys.executable, "-m", "tap_coupa", "--config", str(config_path), "--discover"]
+    catalog: dict[str, t.Any] = json.loads(
+        subprocess.run(command, capture_output=True, check=True).stdout
+    )
+    return catalog
+
+
+def select_streams(catalog: Mapping[str, t.Any], chosen: t.Callable[[str], bool]) -> None:
+    """Select the streams ``chosen`` accepts, deselect the others."""
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = chosen(entry["tap_stream_id"])
 
 
 class SandboxProcess:
@@ -139,10 +180,22 @@ class SandboxProcess:
         self.process.kill()
         raise SystemExit("sandbox did not start")
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, t.Any]:
         stats = get_json(f"{self.url}/_sandbox/stats")
         assert isinstance(stats, dict)
         return stats
+
+    def tap_config(self, workdir: Path, **settings: object) -> Path:
+        """A tap config for this sandbox, written to ``workdir``."""
+        config = {
+            "base_url": self.url,
+            "client_id": "sandbox-client",
+            "client_secret": "sandbox-secret",
+            **settings,
+        }
+        path = workdir / "config.json"
+        path.write_text(json.dumps(config))
+        return path
 
     def close(self) -> None:
         self.process.terminate()
@@ -181,29 +234,15 @@ def run_tap(
     /,
     **settings: object,
 ) -> Result:
-    config = {
-        "base_url": sandbox.url,
-        "client_id": "sandbox-client",
-        "client_secret": "sandbox-secret",
-        **settings,
-    }
-    config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(config))
+    config_path = sandbox.tap_config(workdir, **settings)
     discover_started = time.monotonic()
-    catalog = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "tap_coupa", "--config", str(config_path), "--discover"],
-            capture_output=True,
-            check=True,
-        ).stdout
-    )
+    catalog = discover(config_path)
     discover_wall = time.monotonic() - discover_started
+    select_streams(catalog, STREAM.__eq__)
     for entry in catalog["streams"]:
         dropped = half_deselected(entry["schema"]) if half else set()
         for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] == STREAM
-            elif meta["breadcrumb"][-1] in dropped:
+            if meta["breadcrumb"] and meta["breadcrumb"][-1] in dropped:
                 meta["metadata"]["selected"] = False
     catalog_path = workdir / "catalog.json"
     catalog_path.write_text(json.dumps(catalog))
@@ -232,20 +271,20 @@ def run_tap(
         raise SystemExit(f"{label}: tap failed, see {log_path}")
     after = sandbox.stats()
     log = log_path.read_text()
-    scan = re.search(rf"Stream '{STREAM}': \d+ records, .* in ([\d.]+)s, ([\d.]+)s CPU", log)
+    scan = next((m for m in SCAN_LOG.finditer(log) if m["stream"] == STREAM), None)
     if scan is None:
         raise SystemExit(f"{label}: the tap logged no scan summary, see {log_path}")
     return Result(
         label=label,
         records=records,
-        seconds=float(scan.group(1)),
+        seconds=float(scan["seconds"]),
         wall=seconds,
         discover_wall=discover_wall,
         requests=after["api_requests"] - before["api_requests"],
         throttled=after["throttled"] - before["throttled"],
         retries=log.count("Retrying "),
         peak_rss_mb=usage.ru_maxrss / 1024,
-        cpu_seconds=float(scan.group(2)),
+        cpu_seconds=float(scan["cpu"]),
         body_bytes=after["body_bytes"] - before["body_bytes"],
     )
 
@@ -419,21 +458,38 @@ def main() -> None:
         "--listing-ids", type=int, default=100000, help="ids for the delete check; 0 skips"
     )
     parser.add_argument("--only-listing", action="store_true", help="run only the delete check")
+    parser.add_argument(
+        "--catalog-records",
+        type=int,
+        default=120,
+        help="in each collection, whole catalog; 0 skips",
+    )
+    parser.add_argument(
+        "--catalog-changes",
+        type=int,
+        default=40,
+        help="changes in each collection before the whole catalog's incremental sync",
+    )
+    parser.add_argument(
+        "--only-catalog", action="store_true", help="run only the whole-catalog syncs"
+    )
     args = parser.parse_args()
+    if args.only_catalog:
+        catalog_runs(args.catalog_records, args.catalog_changes)
+        return
     if args.only_fields:
         fields_runs(args.fields_records)
         return
     if args.only_listing:
         listing_run(args.listing_ids)
         return
-    realistic = ["--profile", "realistic", "--rate-limit", str(RATE_LIMIT), "--burst", "20"]
     fast = ["--profile", "fast", "--no-rate-limit"]
     runs = [
-        ("realistic, defaults", args.records, realistic, {}),
+        ("realistic, defaults", args.records, REALISTIC, {}),
         (
             "realistic, max_concurrency=1",
             args.sequential_records,
-            realistic,
+            REALISTIC,
             {"max_concurrency": 1},
         ),
     ]
@@ -446,6 +502,7 @@ def main() -> None:
     report(measured)
     fields_runs(args.fields_records)
     listing_run(args.listing_ids)
+    catalog_runs(args.catalog_records, args.catalog_changes)
 
 
 LISTING_STREAM = "uoms"
@@ -481,36 +538,16 @@ def listing_run(count: int) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
-            config = {
-                "base_url": sandbox.url,
-                "client_id": "sandbox-client",
-                "client_secret": "sandbox-secret",
-                "detect_deletes": [LISTING_STREAM],
-                "max_requests_per_second": 10000,
-            }
-            (workdir / "config.json").write_text(json.dumps(config))
-            catalog = subprocess.run(
-                [sys.executable, "-m", "tap_coupa", "--config", "config.json", "--discover"],
-                cwd=workdir,
-                capture_output=True,
-                check=True,
-            ).stdout
-            selected = json.loads(catalog)
-            for entry in selected["streams"]:
-                for meta in entry["metadata"]:
-                    if meta["breadcrumb"] == []:
-                        meta["metadata"]["selected"] = entry["tap_stream_id"] == LISTING_STREAM
+            config = sandbox.tap_config(
+                workdir, detect_deletes=[LISTING_STREAM], max_requests_per_second=10000
+            )
+            selected = discover(config)
+            select_streams(selected, LISTING_STREAM.__eq__)
             (workdir / "catalog.json").write_text(json.dumps(selected))
             for label in ("first listing (baseline)", "after 1% deleted"):
                 if rows:
-                    request = urllib.request.Request(
-                        f"{sandbox.url}/_sandbox/mutate",
-                        data=json.dumps(
-                            {"stream": LISTING_STREAM, "delete": count // 100}
-                        ).encode(),
-                        headers={"Content-Type": "application/json"},
-                    )
-                    urllib.request.urlopen(request, timeout=60).read()
+                    mutation = {"stream": LISTING_STREAM, "delete": count // 100}
+                    post_json(f"{sandbox.url}/_sandbox/mutate", mutation)
                 (workdir / "state.json").write_text(json.dumps(state))
                 files = ["--catalog", "catalog.json", "--state", "state.json"]
                 done = subprocess.run(
@@ -552,9 +589,8 @@ def fields_runs(count: int) -> None:
     if count <= 0:
         return
     print(f"fields: {count} invoices, half their properties deselected ...", flush=True)
-    realistic = ["--profile", "realistic", "--rate-limit", str(RATE_LIMIT), "--burst", "20"]
     sandbox = SandboxProcess(
-        *realistic, "--records", f"{STREAM}={count}", "--cache-records", str(count)
+        *REALISTIC, "--records", f"{STREAM}={count}", "--cache-records", str(count)
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -572,6 +608,234 @@ def fields_runs(count: int) -> None:
             f"{result.records / result.seconds:>7.0f} {result.requests / result.seconds:>6.1f} "
             f"{result.cpu_us_per_record():>8.0f}"
         )
+
+
+#: The change an incremental filter on each replication key sees: an update moves
+#: ``updated-at``, an insert is a new ``created-at``. Collections without a key (read
+#: whole each time) are left as they are.
+CHANGE_BY_KEY = {"updated-at": "update", "created-at": "insert"}
+
+
+@dataclass
+class CatalogRun:
+    """One sync of the whole catalog, with the sandbox's account of its requests."""
+
+    label: str
+    collections: int
+    #: RECORD messages: collections' and child streams'.
+    records: int
+    #: API requests the sandbox received (429s included; not the token request).
+    sent: int
+    #: For each collection, max(1, ceil(records the run's filter matches / PAGE)).
+    needed: int
+    throttled: int
+    #: From the process's start to the sandbox receiving its first API request.
+    startup: float
+    #: From the first API request the sandbox received to the last.
+    window: float
+    #: From the process's start to its exit.
+    wall: float
+    peak_rss_mb: float
+    #: Requests by kind, from the sandbox's request log (see :func:`request_kind`).
+    kinds: dict[str, int]
+    #: How many collections took each number of requests.
+    per_collection: dict[int, int]
+    #: The tap's stream scans, each as it logs it, summed.
+    scans: float
+    #: The state the sync ended with.
+    state: dict[str, t.Any]
+
+    def floor(self) -> float:
+        """The least the window can be: the burst at once, the rest at the rate limit.
+
+        Never less than one round trip, so that a sync needing no more than the burst
+        is still compared with something it could reach.
+        """
+        return max((self.needed - BURST) / RATE_LIMIT, ROUND_TRIP)
+
+    def row(self) -> str:
+        floor = self.floor()
+        return (
+            f"{self.label:30} {self.collections:>5} {self.records:>7} {self.sent:>5} "
+            f"{self.needed:>6} {self.sent / self.needed:>6.2f}x {self.throttled:>5} "
+            f"{self.startup:>6.2f} {self.window:>6.1f} {floor:>6.1f} "
+            f"{floor / self.window if self.window else 0:>7.0%} {self.wall:>6.1f} "
+            f"{self.wall / floor:>6.1f}x {self.peak_rss_mb:>6.0f}"
+        )
+
+    def breakdown(self) -> str:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.kinds.items()))
+        per = ", ".join(f"{n} ({c})" for n, c in sorted(self.per_collection.items()))
+        return (
+            f"{'':30} requests by kind: {kinds}; requests (collections): {per}; "
+            f"stream scans summed: {self.scans:.1f} s"
+        )
+
+
+CATALOG_HEADER = (
+    f"{'whole catalog, realistic':30} {'':>5} {'':>7} {'':>5} {'':>6} {'sent/':>7} "
+    f"{'':>5} {'to 1st':>6} {'window':>6} {'floor':>6} {'floor/':>7} {'wall':>6} "
+    f"{'wall/':>7} {'':>6}\n"
+    f"{'run':30} {'colls':>5} {'records':>7} {'sent':>5} {'needed':>6} {'needed':>7} "
+    f"{'429s':>5} {'req s':>6} {'s':>6} {'s':>6} {'window':>7} {'s':>6} {'floor':>7} "
+    f"{'RSS MB':>6}"
+)
+
+
+def request_kind(entry: Mapping[str, t.Any]) -> str:
+    """What a served request was, and whether it found nothing (0 records).
+
+    A page by offset, a probe (``limit=1``), or a keyset query (``id[gt]``: a short
+    page's confirmation or a gap's repair). 429s are not in the sandbox's log.
+    """
+    params = dict(entry["params"])
+    if params.get("limit") == "1":
+        kind = "probe"
+    elif any(key.startswith("id[gt]") for key in params):
+        kind = "id[gt]"
+    else:
+        kind = "page"
+    if entry["records"] is None:
+        return f"{kind} failed"
+    return f"{kind} past the end" if entry["records"] == 0 else kind
+
+
+def needed_requests(sandbox: SandboxProcess, collections: list[str], state: t.Any) -> int:
+    """One request per PAGE records each collection's scan matches, at least one.
+
+    The filter is the bookmark the state holds for the collection (none: every
+    record); the sandbox counts what it matches.
+    """
+    bookmarks = state.get("bookmarks", {})
+    total = 0
+    for name in collections:
+        bookmark = bookmarks.get(name, {})
+        query = ""
+        if "replication_key_value" in bookmark:
+            key = bookmark["replication_key"].replace("-", "_")
+            query = urllib.parse.urlencode({f"{key}[gt_or_eq]": bookmark["replication_key_value"]})
+        matching = get_json(f"{sandbox.url}/_sandbox/matching/{name}?{query}")["records"]
+        total += max(1, -(-matching // PAGE))
+    return total
+
+
+def catalog_sync(
+    label: str,
+    sandbox: SandboxProcess,
+    workdir: Path,
+    collections: list[str],
+    state: dict[str, t.Any],
+) -> CatalogRun:
+    """Sync the catalog in ``workdir`` from ``state``; stdout goes to a file, read after."""
+    needed = needed_requests(sandbox, collections, state)
+    (workdir / "state.json").write_text(json.dumps(state))
+    output_path, log_path = workdir / "output.jsonl", workdir / f"{label}.log"
+    post_json(f"{sandbox.url}/_sandbox/reset-stats", {})
+    files = ["--config", "config.json", "--catalog", "catalog.json", "--state", "state.json"]
+    started = time.monotonic()
+    with output_path.open("wb") as output, log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tap_coupa", *files], cwd=workdir, stdout=output, stderr=log
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - started
+    if status != 0:
+        raise SystemExit(f"{label}: tap failed, see {log_path}")
+    stats = sandbox.stats()
+    entries = get_json(f"{sandbox.url}/_sandbox/requests")
+    data = output_path.read_bytes()
+    final = data[data.rfind(b'{"type":"STATE"') :].split(b"\n", 1)[0]
+    per_stream = Counter(entry["stream"] for entry in entries)
+    return CatalogRun(
+        label=label,
+        collections=len(collections),
+        records=data.count(b'{"type":"RECORD"'),
+        sent=stats["api_requests"],
+        needed=needed,
+        throttled=stats["throttled"],
+        # Both clocks are CLOCK_MONOTONIC: one clock for every process on the machine.
+        startup=stats["api_first"] - started,
+        window=stats["api_last"] - stats["api_first"],
+        wall=wall,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        kinds=dict(Counter(request_kind(entry) for entry in entries)),
+        per_collection=dict(Counter(per_stream.values())),
+        scans=sum(float(m["seconds"]) for m in SCAN_LOG.finditer(log_path.read_text())),
+        state=json.loads(final)["value"],
+    )
+
+
+def catalog_runs(count: int, changes: int) -> None:
+    """Every stream selected: a full sync, then an incremental one from its state.
+
+    The sandbox holds ``count`` records in every collection, custom objects included
+    (the tap is configured with the ones the sandbox serves); child streams come with
+    their parents' records, at no request. Between the runs each collection gets
+    ``changes`` changes its bookmark filter sees (:data:`CHANGE_BY_KEY`), about one page.
+
+    The figures (the targets are issue 13's):
+
+    * sent: ``/api/`` requests the sandbox received, counted on arrival (429s
+      included, the token request not). Needed: for each collection, one request per
+      PAGE records its scan's filter matches, at least one; the sandbox counts the
+      matches (``/_sandbox/matching``) under the bookmark the run starts from. Target:
+      sent ≤ 1.1x needed.
+    * window: from the first API request's arrival at the sandbox to the last's. Floor:
+      the least it can be, ``(needed - BURST) / RATE_LIMIT``: the burst's requests go at
+      once, the rest at the rate limit (and never less than one round trip, the
+      profile's latency). Target for the full sync: floor ≥ 90% of the window.
+    * wall: the sync process from start to exit, start-up included; "to 1st req", its
+      part before the first API request. Target for the incremental sync: wall ≤ 1.5x
+      the floor; what the floor leaves out (start-up, the last response's round trip)
+      must fit in that half.
+    """
+    if count <= 0:
+        return
+    print(f"whole catalog: {count} records in each collection ...", flush=True)
+    sandbox = SandboxProcess(*REALISTIC, "--records", f"*={count}", "--cache-records", str(count))
+    runs: list[CatalogRun] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            served = get_json(f"{sandbox.url}/_sandbox/streams")
+            objects = [
+                {
+                    "name": s["name"].removeprefix("custom_object_"),
+                    "object_id": s["path"].split("/")[1],
+                }
+                for s in served
+                if s["name"].startswith("custom_object_")
+            ]
+            catalog = discover(sandbox.tap_config(workdir, custom_objects=objects))
+            select_streams(catalog, lambda _: True)
+            (workdir / "catalog.json").write_text(json.dumps(catalog))
+            names = {entry["tap_stream_id"] for entry in catalog["streams"]}
+            collections = [s["name"] for s in served if s["name"] in names]
+            runs.append(catalog_sync(f"full sync, {count} each", sandbox, workdir, collections, {}))
+            for stream in served:
+                change = CHANGE_BY_KEY.get(stream["replication_key"])
+                if stream["name"] in names and change:
+                    post_json(
+                        f"{sandbox.url}/_sandbox/mutate",
+                        {"stream": stream["name"], change: changes},
+                    )
+            label = f"incremental, {changes} changed each"
+            runs.append(catalog_sync(label, sandbox, workdir, collections, runs[0].state))
+    finally:
+        sandbox.close()
+    print(f"\n{CATALOG_HEADER}")
+    for run in runs:
+        print(run.row())
+        print(run.breakdown())
+    print(
+        f"sent: /api/ requests the sandbox received (429s included, not the token's); "
+        f"needed: per collection max(1, ceil(matching records / {PAGE})); window: first to "
+        f"last API request received; floor: max((needed - {BURST}) / {RATE_LIMIT} req/s, "
+        f"{ROUND_TRIP:.1f} s); wall: process start to exit; to 1st req: start to the first "
+        "API request. Targets: floor/window ≥ 90% (full), sent/needed ≤ 1.1x, 0 429s, "
+        "wall/floor ≤ 1.5x (incremental). Requests by kind: the sandbox's log; past the "
+        "end: 0 records."
+    )
 
 
 if __name__ == "__main__":

@@ -510,6 +510,19 @@ def test_record_counts_and_scale() -> None:
     assert config.record_count("tasks") == 80
 
 
+def test_records_star_sizes_every_stream_not_named() -> None:
+    args = build_parser().parse_args(["--records", "*=7", "invoices=3", "--scale", "2"])
+    config = config_from_args(args)
+    with Sandbox(config) as sandbox:
+        counts = sandbox.counts()
+        top = {s.name for s in sandbox.state.registry.top_level}
+    assert counts["invoices"] == 3
+    assert {name: counts[name] for name in top - {"invoices"}} == dict.fromkeys(
+        top - {"invoices"}, 7
+    )
+    assert "custom_object_vehicles" in top  # custom objects too
+
+
 # -- rate limit -------------------------------------------------------------------------
 
 
@@ -692,6 +705,23 @@ def test_mutation_updates_inserts_and_deletes(fresh: tuple[Sandbox, httpx.Client
     assert {r["id"] for r in newest} == set(changed + result["inserted"])
 
 
+def test_inserted_revisions_carry_their_own_revision_record() -> None:
+    # A revision's own id and creation time are in its key object: an insert (a clone
+    # of a prototype) must not keep the prototype's.
+    config = SandboxConfig(rate_limit=None, records={"purchase_order_revisions": 4})
+    with Sandbox(config) as sandbox:
+        before = [r["revision-record"]["id"] for r in sandbox.records("purchase_order_revisions")]
+        started = int(time.time())
+        inserted = sandbox.mutate("purchase_order_revisions", insert=3)["inserted"]
+        headers = {**JSON, "X-COUPA-API-KEY": "sandbox-api-key"}
+        with httpx.Client(base_url=sandbox.url, headers=headers, timeout=5) as c:
+            query = {"id[gt]": str(max(before))}
+            served = fetch_all(c, "/api/purchase_order_revisions", **query)
+    keys = [r["revision-record"] for r in served]
+    assert [key["id"] for key in keys] == inserted
+    assert all(instant(key["created-at"]) >= started for key in keys)
+
+
 def test_background_mutation_every_k_requests(fresh: tuple[Sandbox, httpx.Client]) -> None:
     sandbox, c = fresh
     reply = httpx.post(
@@ -719,12 +749,51 @@ def test_request_log_keeps_each_api_query(fresh: tuple[Sandbox, httpx.Client]) -
     assert sandbox.requests("invoices") == [[("id[gt]", "3"), ("id[lt]", "9"), ("limit", "5")]]
     assert sandbox.requests() == [*sandbox.requests("invoices"), []]
     logged = httpx.get(f"{sandbox.url}/_sandbox/requests").json()
-    assert logged[0] == {
-        "stream": "invoices",
-        "params": [["id[gt]", "3"], ["id[lt]", "9"], ["limit", "5"]],
-    }
+    assert [{k: e[k] for k in ("stream", "params")} for e in logged] == [
+        {"stream": "invoices", "params": [["id[gt]", "3"], ["id[lt]", "9"], ["limit", "5"]]},
+        {"stream": "suppliers", "params": []},
+    ]
     sandbox.reset_stats()
     assert sandbox.requests() == []
+
+
+def test_request_log_and_stats_time_api_requests_and_count_what_they_served(
+    fresh: tuple[Sandbox, httpx.Client],
+) -> None:
+    sandbox, c = fresh
+    sandbox.reset_stats()
+    assert {k: sandbox.stats()[k] for k in ("api_first", "api_last")} == dict.fromkeys(
+        ("api_first", "api_last")
+    )
+    started = time.monotonic()
+    c.get("/api/invoices", params={"limit": "7"})
+    c.get("/api/invoices", params={"offset": "20"})  # past the end: Coupa's 404
+    c.get("/api/invoices/999999")  # not found: no page served
+    httpx.post(f"{sandbox.url}/oauth2/token", data=token_form())  # not an API request
+    ended = time.monotonic()
+    logged = httpx.get(f"{sandbox.url}/_sandbox/requests").json()
+    assert [e["records"] for e in logged] == [7, 0, None]
+    stamps = [e["at"] for e in logged]
+    assert started <= stamps[0] <= stamps[1] <= stamps[2] <= ended
+    stats = sandbox.stats()
+    assert started <= stats["api_first"] <= stamps[0]
+    assert stamps[1] <= stats["api_last"] <= stamps[2]  # arrival, before the query is logged
+    sandbox.reset_stats()
+    assert sandbox.stats()["api_first"] is None
+
+
+def test_matching_counts_every_page_of_a_query(fresh: tuple[Sandbox, httpx.Client]) -> None:
+    sandbox, c = fresh
+    records = sandbox.records("invoices")
+    since = sorted(r["updated-at"] for r in records)[12]
+    query = {"updated_at[gt_or_eq]": since, "limit": "3", "offset": "5"}
+    expected = len(fetch_all(c, "/api/invoices", **{**query, "offset": 0}))
+    assert 1 < expected < len(records)
+    url = f"{sandbox.url}/_sandbox/matching"
+    assert httpx.get(f"{url}/invoices", params=query).json() == {"records": expected}
+    assert httpx.get(f"{url}/invoices").json() == {"records": len(records)}
+    assert httpx.get(f"{url}/invoice_lines").status_code == 404  # a child stream
+    assert httpx.get(f"{url}/invoices", params={"nope": "1"}).status_code == 400
 
 
 # -- admin API --------------------------------------------------------------------------
