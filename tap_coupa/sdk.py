@@ -43,6 +43,10 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
         "called past Tap.setup_mapper: the mapper is built, then each stream is "
         "registered when it first needs its maps"
     ),
+    "singer_sdk.helpers._catalog:_pop_deselected_schema": (
+        "called: stream maps registered per stream trim the catalog's schema as the "
+        "SDK does, without its deep copy"
+    ),
     "singer_sdk.tap_base:Tap._handle_termination": (
         "overridden: exit 128 + signal after the SDK writes the state, not 0"
     ),

@@ -13,8 +13,8 @@ from pathlib import Path, PurePath
 
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._catalog import _pop_deselected_schema as pop_deselected_schema
 from singer_sdk.plugin_base import PluginBase
-from singer_sdk.singerlib import Catalog
 from typing_extensions import override
 
 from tap_coupa import custom_objects
@@ -94,9 +94,16 @@ class TapCoupa(Tap):
         if self.input_catalog is None:
             mapper.register_raw_streams_from_catalog(catalog)
             return
-        mapper.stream_maps = LazyStreamMaps(
-            lambda name: mapper.register_raw_streams_from_catalog(Catalog({name: catalog[name]}))
-        )
+
+        def register(name: str) -> None:
+            # As the SDK's registration, less its deep copy of each schema: to_dict()
+            # builds a fresh dict already, which is then trimmed in place.
+            entry = catalog[name]
+            schema = entry.schema.to_dict()
+            pop_deselected_schema(schema, entry.metadata.resolve_selection(), name, ())
+            mapper.register_raw_stream_schema(name, schema, entry.key_properties)
+
+        mapper.stream_maps = LazyStreamMaps(register)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

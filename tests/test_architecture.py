@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from singer_sdk.helpers._catalog import get_selected_schema
 
 import tap_coupa
 from tap_coupa.pagination import CoupaOffsetPaginator
@@ -148,3 +149,29 @@ def test_meltano_yml_declares_every_setting_without_restating_defaults() -> None
     assert ours <= declared.keys(), f"missing from meltano.yml: {sorted(ours - declared.keys())}"
     restated = sorted(name for name, setting in declared.items() if "value" in setting)
     assert not restated, f"meltano.yml restates defaults of {restated}"
+
+
+def test_stream_maps_are_built_per_stream_as_the_sdk_builds_them() -> None:
+    """Registered on first use, each stream's map has the schema the SDK would give it."""
+    config = {"base_url": "https://acme.coupahost.com"}
+    catalog = TapCoupa(config=config, setup_mapper=False).catalog_dict
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in {"invoices", "users"}
+            elif entry["tap_stream_id"] == "invoices" and meta["breadcrumb"][-1] in {
+                "currency",
+                "invoice-lines",
+            }:
+                meta["metadata"]["selected"] = False
+    tap = TapCoupa(config=config, catalog=catalog)
+    maps = tap.mapper.stream_maps
+    assert "invoices" not in maps, "nothing is registered before a stream asks"
+    for name in ("invoices", "users"):
+        entry = tap.catalog[name]
+        expected = get_selected_schema(
+            name, entry.schema.to_dict(), entry.metadata.resolve_selection()
+        )
+        assert maps[name][0].transformed_schema == expected, name
+    assert "currency" not in maps["invoices"][0].transformed_schema["properties"]
+    assert set(maps) == {"invoices", "users"}, "only the streams asked for"
