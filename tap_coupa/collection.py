@@ -56,10 +56,11 @@ class CollectionStream(CoupaStream):
 
     def _page_source(self) -> PageSource:
         if self._source is None:
-            self._source = self._new_source(raw=self.raw_json)
+            reader = None if self.key_object else self.passthrough
+            self._source = self._new_source(raw=reader or self.raw_json)
         return self._source
 
-    def _new_source(self, *, raw: bool) -> PageSource:
+    def _new_source(self, *, raw: rawjson.Decoding) -> PageSource:
         return PageSource(
             self.resources.http,
             self.resources.executor,
@@ -166,6 +167,7 @@ class CollectionStream(CoupaStream):
         if state.finish(latest.latest(), clock.started_at(), margin):
             self.state_manager.is_flushed = False
         self._log_progress(scan.source, count, started, cpu_started, done=True)
+        self.log_passed()
         self.log_children()
         if deletes:
             yield from self._deletions(state, emitted)

@@ -48,6 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import msgspec
 
+from tap_coupa import rawjson
 from tap_coupa.errors import CoupaAPIError
 from tap_coupa.http import Page, Params, RequestStats, logger, parse_records
 from tap_coupa.pagination import CoupaOffsetPaginator
@@ -126,7 +127,7 @@ class PageSource:
         path: str,
         scope: str,
         transform: Transform,
-        raw: bool = False,
+        raw: rawjson.Decoding = False,
     ) -> None:
         self.http = http
         self.executor = executor
@@ -134,7 +135,7 @@ class PageSource:
         self.path = path
         self.scope = scope
         self.transform = transform
-        #: Decode records one level deep (see ``rawjson``).
+        #: Decode records one level deep, or with the stream's reader (see ``rawjson``).
         self.raw = raw
         self.stats = RequestStats()
         #: Pages requested before the scan asks, by their params: a first page requested
