@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing as t
 from decimal import Decimal
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from coupa_sandbox import Sandbox
 from tap_coupa.decimals import DecimalPlan
 from tap_coupa.streams import load_schema, registry, stream_types
-from tests.helpers import CLIENT_ID, CLIENT_SECRET, TapRunner, tap_config
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, Output, TapRunner, tap_config
 from tests.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.sandbox
@@ -57,6 +58,23 @@ def test_every_stream_emits_the_same_records_fully_decoded(
     assert not PASSED.findall(decoded.stderr), "stream maps need every value decoded"
 
 
+def sync_invoices(tap: TapRunner, invoices: list[dict[str, t.Any]], **settings: t.Any) -> Output:
+    """Sync ``invoices``, served as one page by a scripted server (as ``json.dumps`` writes)."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
+        no_results = {"errors": {"warning": ["No results match your search criteria."]}}
+        server.script("/api/invoices", Reply(body=invoices), Reply(404, no_results))
+        # One request at a time: the replies are scripted in order (no probe beside them).
+        config = {
+            "base_url": server.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "max_concurrency": 1,
+            **settings,
+        }
+        return tap.run(config, ["invoices"])
+
+
 def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
     tap: TapRunner,
 ) -> None:
@@ -71,18 +89,7 @@ def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
         {"id": 2, "updated-at": updated, **every, "gross-total": "N/A"},
         {"id": 3, "updated-at": updated, **every, "tax-rate": "-0.00"},
     ]
-    with ScriptedServer() as server:
-        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
-        no_results = {"errors": {"warning": ["No results match your search criteria."]}}
-        server.script("/api/invoices", Reply(body=invoices), Reply(404, no_results))
-        # One request at a time: the replies are scripted in order (no probe beside them).
-        config = {
-            "base_url": server.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "max_concurrency": 1,
-        }
-        out = tap.run(config, ["invoices"])
+    out = sync_invoices(tap, invoices)
     expected = {name: Decimal(value) for name, value in every.items()}
     got = {r["id"]: {name: r[name] for name in plan.numbers} for r in out.records["invoices"]}
     assert got == {
@@ -104,18 +111,7 @@ def test_a_record_needing_nothing_goes_out_as_the_bytes_sent(tap: TapRunner) -> 
         {"id": 1, "updated-at": updated, "gross-total": "10.50"},
         {"id": 2, "updated-at": updated, "gross-total": "N/A"},
     ]
-    with ScriptedServer() as server:
-        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
-        no_results = {"errors": {"warning": ["No results match your search criteria."]}}
-        server.script("/api/invoices", Reply(body=invoices), Reply(404, no_results))
-        config = {
-            "base_url": server.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "max_concurrency": 1,
-            "decimal_format": "string",
-        }
-        out = tap.run(config, ["invoices"])
+    out = sync_invoices(tap, invoices, decimal_format="string")
     first, second = (line for line in out.stdout.splitlines() if '"type":"RECORD"' in line)
     sent = '{"id": 1, "updated-at": "2025-03-10T08:00:00-07:00", "gross-total": "10.50"}'
     assert f'"record":{sent},' in first
