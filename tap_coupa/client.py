@@ -22,8 +22,9 @@ from typing_extensions import override
 
 from tap_coupa.decimals import with_sizes
 from tap_coupa.pagination import CoupaOffsetPaginator
+from tap_coupa.passthrough import PageReader, RawRecord, page_reader
 from tap_coupa.projection import from_schema, merge
-from tap_coupa.shape import RecordShaper
+from tap_coupa.shape import RecordShaper, compile_prune
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Collection, Generator, Iterable, Mapping
@@ -76,6 +77,8 @@ class CoupaStream(RESTStream[int]):
         #: The declared replication key, which the shaper decodes (as a catalog may change it).
         self._declared_key = self.replication_key
         self._children: list[ChildFeed] = []
+        #: Records this sync emitted as the bytes sent (see ``passthrough``).
+        self._passed = 0
 
     @property
     @override
@@ -131,6 +134,17 @@ class CoupaStream(RESTStream[int]):
             for stream_map in self.stream_maps
         )
 
+    @functools.cached_property
+    def passthrough(self) -> PageReader | None:
+        """A reader emitting records as the bytes sent, if nothing else reads them.
+
+        Not when a child stream takes rows from them or properties are deselected (nor
+        where ``raw_json`` is off): the record is then shaped as a dict.
+        """
+        if not self.raw_json or self._wanted_children() or compile_prune(self.mask):
+            return None
+        return page_reader(self.schema, self.shaper.decimals, self._declared_key)
+
     @classmethod
     def lists_ids(cls) -> bool:
         """Whether the stream can list its ids, to find deleted records (``deletes.py``)."""
@@ -175,6 +189,14 @@ class CoupaStream(RESTStream[int]):
         for child in self._children:
             child.log_counts(self.name)
 
+    def log_passed(self) -> None:
+        """Log how many records went out as sent (none: every record was shaped)."""
+        if self._passed:
+            self.logger.info(
+                "Stream %r: %d records passed through as sent.", self.name, self._passed
+            )
+            self._passed = 0
+
     @override
     def generate_child_contexts(
         self, record: Record, context: Context | None
@@ -213,8 +235,14 @@ class CoupaStream(RESTStream[int]):
         """
         self.shaper.drop_deselected(record)
         time_extracted = utc_now()
+        # A record passed through goes out as sent (its stream maps are identities):
+        # the writer copies the raw bytes in place of the JSON object they hold.
+        body = None
+        if isinstance(record, RawRecord):
+            body = t.cast("Record", record.body)
+            self._passed += 1
         for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
+            mapped = body if body is not None else stream_map.transform(record)
             if mapped is not None:
                 yield singer.RecordMessage(
                     stream=stream_map.stream_alias,

@@ -58,10 +58,11 @@ class CollectionStream(CoupaStream):
 
     def _page_source(self) -> PageSource:
         if self._source is None:
-            self._source = self._new_source(raw=self.raw_json)
+            reader = None if self.key_object else self.passthrough
+            self._source = self._new_source(raw=reader or self.raw_json)
         return self._source
 
-    def _new_source(self, *, raw: bool) -> PageSource:
+    def _new_source(self, *, raw: rawjson.Decoding) -> PageSource:
         return PageSource(
             self.resources.http,
             self.resources.scheduler,
@@ -171,6 +172,7 @@ class CollectionStream(CoupaStream):
             self.state_manager.is_flushed = False
         state.saw_pages_of(scan.paginator.most)
         self._log_progress(scan.source, count, started, cpu_started, done=True)
+        self.log_passed()
         self.log_children()
         if deletes:
             yield from self._deletions(state, emitted)

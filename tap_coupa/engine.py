@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from tap_coupa import rawjson
 from tap_coupa.errors import CoupaAPIError
 from tap_coupa.http import Page, Params, RequestStats, logger, parse_records
 from tap_coupa.pagination import CoupaOffsetPaginator
@@ -152,7 +153,7 @@ class PageSource:
         path: str,
         scope: str,
         transform: Transform,
-        raw: bool = False,
+        raw: rawjson.Decoding = False,
     ) -> None:
         self.http = http
         self.requests = requests
@@ -160,7 +161,7 @@ class PageSource:
         self.path = path
         self.scope = scope
         self.transform = transform
-        #: Decode records one level deep (see ``rawjson``).
+        #: Decode records one level deep, or with the stream's reader (see ``rawjson``).
         self.raw = raw
         self.stats = RequestStats()
 

@@ -117,10 +117,12 @@ class Page:
         return self.records
 
 
-def parse_records(body: bytes, *, stream: str, path: str, raw: bool = False) -> list[Record]:
+def parse_records(
+    body: bytes, *, stream: str, path: str, raw: rawjson.Decoding = False
+) -> list[Record]:
     """Decode Coupa's bare JSON array; raises ``msgspec.DecodeError`` on broken JSON.
 
-    ``raw`` keeps each record one level deep (see ``rawjson``).
+    ``raw`` keeps each record one level deep, or is the stream's reader (see ``rawjson``).
     """
     records = rawjson.decode(body, raw=raw)
     if isinstance(records, list):
@@ -145,7 +147,7 @@ class _Call:
     scope: str
     stats: RequestStats
     decode: bool
-    raw: bool
+    raw: rawjson.Decoding
     missing_ok: bool = False
     cancelled: t.Callable[[], bool] | None = None
     reauthenticated: bool = False
@@ -201,7 +203,7 @@ class CoupaHTTP:
         scope: str,
         stats: RequestStats,
         decode: bool = True,
-        raw: bool = False,
+        raw: rawjson.Decoding = False,
         missing_ok: bool = False,
         cancelled: t.Callable[[], bool] | None = None,
     ) -> Page:

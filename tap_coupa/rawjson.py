@@ -21,6 +21,9 @@ import msgspec
 Raw = msgspec.Raw
 #: A record as the tap handles it: values raw (``Raw``) or decoded.
 Record = dict[str, t.Any]
+#: How a page is decoded: fully (False), one level deep (True), or by a stream's reader
+#: (``passthrough.PageReader``), which may keep whole records as the bytes sent.
+Decoding = bool | t.Callable[[bytes], list[Record]]
 
 _page = msgspec.json.Decoder(list[dict[str, Raw]])
 _object = msgspec.json.Decoder(dict[str, Raw] | None)
@@ -31,15 +34,32 @@ _elements = msgspec.json.Decoder(list[Raw])
 _full = msgspec.json.Decoder(float_hook=Decimal)
 
 
-def decode(body: bytes, *, raw: bool) -> t.Any:
+def compact(body: bytes) -> bytes:
+    """The page without line breaks between its tokens (a JSON string escapes its own).
+
+    Raw values are copied into Singer messages as they are, and a line break would
+    split a message in two. Coupa sends compact JSON; a proxy may not.
+    """
+    if b"\n" in body or b"\r" in body:
+        try:
+            return msgspec.json.format(body, indent=-1)
+        except msgspec.DecodeError:
+            pass  # the decode that follows reports it
+    return body
+
+
+def decode(body: bytes, *, raw: Decoding) -> t.Any:
     """A page: a list of objects one level deep (``raw``), or anything, fully decoded.
 
     Raises ``msgspec.DecodeError`` on broken JSON; a body of another shape than a list
     of objects (``{"errors": ...}``) is returned fully decoded, for the caller to judge.
+    A stream's reader (``raw`` callable) does the same its own way.
     """
+    if callable(raw):
+        return raw(body)
     if raw:
         try:
-            return _page.decode(body)
+            return _page.decode(compact(body))
         except msgspec.ValidationError:
             pass
     return _full.decode(body)

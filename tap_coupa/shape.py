@@ -11,6 +11,7 @@ import typing as t
 
 from tap_coupa import rawjson
 from tap_coupa.decimals import DecimalPlan
+from tap_coupa.passthrough import RawRecord
 
 if t.TYPE_CHECKING:
     import logging
@@ -99,8 +100,11 @@ class RecordShaper:
         """Shape one record in place, as it is emitted.
 
         Done record by record, not page by page: the record's objects are then still
-        in the CPU cache when the writer encodes them.
+        in the CPU cache when the writer encodes them. A record passed through
+        (``passthrough``) was checked to need nothing.
         """
+        if record.__class__ is RawRecord:
+            return record
         key = self.replication_key
         if key and (value := record.get(key)).__class__ is rawjson.Raw:
             record[key] = rawjson.value(value)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import typing as t
 
+from tap_coupa import rawjson
+from tap_coupa.passthrough import RawRecord
+
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, KeysView, Sequence
 
     from tap_coupa.rawjson import Record
 
@@ -42,7 +45,7 @@ class TrimmedResponses:
         step = max(1, len(records) // RECORDS_PER_PAGE)
         for record in records[::step]:
             self._records += 1
-            self._present += len(self.declared & record.keys())
+            self._present += len(self.declared & _keys(record))
         if self._pages == SAMPLE_PAGES:
             self.finish()
 
@@ -63,3 +66,10 @@ class TrimmedResponses:
             self.stream,
             self.stream,
         )
+
+
+def _keys(record: Record) -> KeysView[str]:
+    """The record's top-level keys (a record passed through holds only two as a dict)."""
+    if isinstance(record, RawRecord):
+        return t.cast("Record", rawjson.open_object(record.body)).keys()
+    return record.keys()

@@ -2,35 +2,77 @@
 
 from __future__ import annotations
 
+import re
+import typing as t
 from decimal import Decimal
 
 import pytest
 
 from coupa_sandbox import Sandbox
 from tap_coupa.decimals import DecimalPlan
-from tap_coupa.streams import load_schema, registry
-from tests.helpers import CLIENT_ID, CLIENT_SECRET, TapRunner, tap_config
+from tap_coupa.streams import load_schema, registry, stream_types
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, Output, TapRunner, tap_config
 from tests.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.sandbox
+
+
+#: The log line of a stream whose records went out as the bytes sent (``passthrough``).
+PASSED = re.compile(r"Stream '([^']+)': (\d+) records passed through as sent")
 
 
 @pytest.mark.parametrize("decimal_format", ["number", "string"])
 def test_every_stream_emits_the_same_records_fully_decoded(
     sandbox: Sandbox, tap: TapRunner, decimal_format: str
 ) -> None:
-    """Raw JSON (the default) against full decoding, which identity stream maps force."""
+    """Raw JSON (the default) against full decoding, which identity stream maps force.
+
+    With its child streams selected, a collection's records are shaped one level deep;
+    selected alone, they pass through as sent wherever their decimals stay text.
+    """
     streams = sorted(registry())
+    collections = sorted(name for name, spec in registry().items() if not spec["parent"])
     plain = tap_config(sandbox, decimal_format=decimal_format)
     mapped = tap_config(
         sandbox, decimal_format=decimal_format, stream_maps={name: {} for name in streams}
     )
     fast = tap.run(plain, streams)
     decoded = tap.run(mapped, streams)
+    alone = tap.run(plain, collections)  # last: TapRunner keeps one catalog file
     assert fast.records.keys() == decoded.records.keys() == set(streams), "the sandbox fills all"
     assert sum(len(rows) for rows in fast.records.values()) > 5000
     for name in streams:
         assert fast.records[name] == decoded.records[name], name
+    for name in collections:
+        assert alone.records[name] == decoded.records[name], name
+    passed = {name: int(count) for name, count in PASSED.findall(alone.stderr)}
+    types = stream_types()
+    textual = {
+        name
+        for name in collections
+        if decimal_format == "string" or DecimalPlan.compile(load_schema(name)) is None
+        if getattr(types[name], "key_object", None) is None  # ids lifted from inside
+    }
+    assert len(textual) > (35 if decimal_format == "string" else 15)
+    assert passed == {name: len(alone.records[name]) for name in textual}
+    assert not PASSED.findall(decoded.stderr), "stream maps need every value decoded"
+
+
+def sync_invoices(tap: TapRunner, invoices: list[dict[str, t.Any]], **settings: t.Any) -> Output:
+    """Sync ``invoices``, served as one page by a scripted server (as ``json.dumps`` writes)."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
+        no_results = {"errors": {"warning": ["No results match your search criteria."]}}
+        server.script("/api/invoices", Reply(body=invoices), Reply(404, no_results))
+        # One request at a time: the replies are scripted in order (no probe beside them).
+        config = {
+            "base_url": server.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "max_concurrency": 1,
+            **settings,
+        }
+        return tap.run(config, ["invoices"])
 
 
 def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
@@ -47,18 +89,7 @@ def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
         {"id": 2, "updated-at": updated, **every, "gross-total": "N/A"},
         {"id": 3, "updated-at": updated, **every, "tax-rate": "-0.00"},
     ]
-    with ScriptedServer() as server:
-        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
-        no_results = {"errors": {"warning": ["No results match your search criteria."]}}
-        server.script("/api/invoices", Reply(body=invoices), Reply(404, no_results))
-        # One request at a time: the replies are scripted in order (no probe beside them).
-        config = {
-            "base_url": server.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "max_concurrency": 1,
-        }
-        out = tap.run(config, ["invoices"])
+    out = sync_invoices(tap, invoices)
     expected = {name: Decimal(value) for name, value in every.items()}
     got = {r["id"]: {name: r[name] for name in plan.numbers} for r in out.records["invoices"]}
     assert got == {
@@ -70,3 +101,20 @@ def test_a_bad_decimal_is_nulled_and_reported_once_and_its_neighbours_kept(
     assert len(warnings) == 2, warnings
     assert "amount-due='N/A'" in warnings[0]
     assert "gross-total='N/A'" in warnings[1]
+
+
+def test_a_record_needing_nothing_goes_out_as_the_bytes_sent(tap: TapRunner) -> None:
+    """With decimals as strings, an invoice goes out as Coupa sent it, spaces and all
+    (shaping would encode it again, compactly); one with a bad decimal is shaped."""
+    updated = "2025-03-10T08:00:00-07:00"
+    invoices = [
+        {"id": 1, "updated-at": updated, "gross-total": "10.50"},
+        {"id": 2, "updated-at": updated, "gross-total": "N/A"},
+    ]
+    out = sync_invoices(tap, invoices, decimal_format="string")
+    first, second = (line for line in out.stdout.splitlines() if '"type":"RECORD"' in line)
+    sent = '{"id": 1, "updated-at": "2025-03-10T08:00:00-07:00", "gross-total": "10.50"}'
+    assert f'"record":{sent},' in first
+    assert '"record":{"id":2,' in second
+    assert out.records["invoices"][1]["gross-total"] is None
+    assert PASSED.findall(out.stderr) == [("invoices", "1")]

@@ -166,12 +166,17 @@ def trimmed_warnings(stderr: str) -> list[str]:
 
 
 @pytest.mark.sandbox
-def test_trimmed_responses_are_reported_once(fresh_sandbox: Sandbox, tap: TapRunner) -> None:
+@pytest.mark.parametrize("decimal_format", ["number", "string"])
+def test_trimmed_responses_are_reported_once(
+    fresh_sandbox: Sandbox, tap: TapRunner, decimal_format: str
+) -> None:
+    """Records passed through as sent (decimals as strings) are sampled by their keys too."""
     streams = ["invoices", "suppliers"]
-    quiet = tap.run(tap_config(fresh_sandbox), streams)
+    config = tap_config(fresh_sandbox, decimal_format=decimal_format)
+    quiet = tap.run(config, streams)
     assert trimmed_warnings(quiet.stderr) == []
     fresh_sandbox.set_default_response_filter(True)
-    out = tap.run(tap_config(fresh_sandbox), streams)
+    out = tap.run(config, streams)
     [warning] = trimmed_warnings(out.stderr)
     assert "'invoices'" in warning
     assert "request_fields" in warning

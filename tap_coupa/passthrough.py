@@ -1,0 +1,180 @@
+"""Records that need no change, emitted as the bytes Coupa sent.
+
+Shaping a record one level deep (``rawjson``, ``shape``) still builds a Python dict of
+its top-level values, opens each nested object that holds decimals, and has the
+writer encode them all again: for a ~28 KB invoice, more CPU than decoding it fully.
+Most records need none of it. So a stream whose records nothing reads but the writer
+(no stream maps, deselected properties or child streams) and whose decimals stay
+text (``decimal_format: string``, or none in its schema) reads each page with msgspec
+types compiled from its schema. They check in C what shaping would look at, and
+decode only the id and the bookmark:
+
+* every top-level key is one the schema declares (shaping would keep the others under
+  ``extra-fields``);
+* every decimal is null or a string holding a JSON number, which shaping keeps as it
+  is: a strict decode proves they are strings, and a lax decode of those strings
+  alone, as finite floats (whose lax grammar is JSON's), proves they are numbers.
+
+Such a record goes out byte for byte. One that fails a check is opened one level deep
+and shaped as before, so the output is the same whichever way a record goes
+(``test_raw_equivalence``). Decimals emitted as numbers need their text changed inside
+nested objects, which these types cannot do without dropping the unknown keys Coupa
+sends there: those streams are shaped.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+import typing as t
+
+import msgspec
+
+from tap_coupa import rawjson
+from tap_coupa.decimals import DecimalPlan
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from tap_coupa.rawjson import Record
+
+Raw = msgspec.Raw
+UNSET = msgspec.UNSET
+#: Any JSON value in the lax decode that is a finite float: JSON number text only.
+_FINITE = t.Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+_encoder = msgspec.json.Encoder()
+_elements = msgspec.json.Decoder(list[Raw])
+
+
+class RawRecord(dict[str, t.Any]):
+    """A record to emit as ``body``, the bytes Coupa sent; as a dict, its id and bookmark.
+
+    Only the scan and the state read a record before it is written, and they read
+    those two.
+    """
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: Raw, fields: Mapping[str, t.Any]) -> None:
+        super().__init__(fields)
+        self.body = body
+
+
+def _struct(
+    schema: Mapping[str, t.Any],
+    plan: DecimalPlan | None,
+    *,
+    keys: Mapping[str, t.Any] | None = None,
+    lax: bool = False,
+) -> type[msgspec.Struct]:
+    """A struct type for ``schema``'s objects: its decimals, and the objects holding some.
+
+    With ``keys`` (the id, required, and the bookmark, typed), it is the top level:
+    every other declared property is a raw field too, an unknown one fails, and a
+    missing one is ``UNSET``. Below it, decimals are strings or null, and a null
+    or missing one is left out when encoding. ``lax``: decimals are finite floats, and
+    not null: lax decoding would read the string "null" as null.
+    """
+    plan = plan or DecimalPlan()
+    fields: dict[str, t.Any] = dict.fromkeys(plan.numbers, _FINITE if lax else str | None)
+    properties = schema["properties"]
+    nested: dict[str, t.Any] = {
+        name: _struct(properties[name], sub, lax=lax) for name, sub in plan.objects.items()
+    }
+    for name, sub in plan.arrays.items():
+        nested[name] = list[_struct(properties[name]["items"], sub, lax=lax)]  # type: ignore[misc]
+    fields.update({name: kind if lax else kind | None for name, kind in nested.items()})
+    default = UNSET if keys is not None else None
+    if keys is not None:
+        fields.update(keys)
+        fields.update({name: Raw for name in properties if name not in fields})
+    attributes = {name: f"f{index}" for index, name in enumerate(fields)}
+    return msgspec.defstruct(
+        "Check",
+        [
+            (attributes[name], kind) if name == "id" and keys else (attributes[name], kind, default)
+            for name, kind in fields.items()
+        ],
+        rename={attribute: name for name, attribute in attributes.items()},
+        forbid_unknown_fields=keys is not None,
+        kw_only=keys is not None,  # the id, required, may follow optional fields
+        omit_defaults=True,
+    )
+
+
+def page_reader(
+    schema: Mapping[str, t.Any], plan: DecimalPlan | None, replication_key: str | None
+) -> PageReader | None:
+    """The stream's reader; None if decimals are numbers, or its id or bookmark one."""
+    names = {*plan.numbers, *plan.objects, *plan.arrays} if plan else set()
+    if (plan and not plan.as_text) or names & {"id", replication_key}:
+        return None
+    return PageReader(schema, plan, replication_key)
+
+
+class PageReader:
+    """Decodes a page of one stream's records, passing through every record it can.
+
+    Built only for streams whose records nothing reads but the writer (see
+    ``CoupaStream.passthrough``); thread-safe, as a worker may decode a first page.
+    """
+
+    def __init__(
+        self, schema: Mapping[str, t.Any], plan: DecimalPlan | None, replication_key: str | None
+    ) -> None:
+        self.replication_key = replication_key
+        keys: dict[str, t.Any] = {"id": int}
+        if replication_key:
+            keys[replication_key] = str | None
+        top = _struct(schema, plan, keys=keys)
+        self._top = msgspec.json.Decoder(top)
+        by_name = {field.encode_name: field.name for field in msgspec.structs.fields(top)}
+        self._id = by_name["id"]
+        self._bookmark = by_name[replication_key] if replication_key else ""
+        self._check: Callable[[msgspec.Struct], None] | None = None
+        if plan is not None:
+            self._check = _checker(schema, plan, by_name)
+
+    def __call__(self, body: bytes) -> list[Record]:
+        """The page's records; raises like ``rawjson.decode`` on a broken or odd body."""
+        try:
+            elements = _elements.decode(rawjson.compact(body))
+        except msgspec.ValidationError:
+            return t.cast("list[Record]", rawjson.decode(body, raw=False))
+        return [self.record(raw) for raw in elements]
+
+    def record(self, raw: Raw) -> Record:
+        """One record: passed through, or opened one level deep to be shaped."""
+        try:
+            top = self._top.decode(raw)
+            if self._check is not None:
+                self._check(top)
+        except msgspec.ValidationError:
+            return t.cast("Record", rawjson.open_object(raw))
+        record = RawRecord(raw, {"id": getattr(top, self._id)})
+        if self.replication_key:
+            bookmark = getattr(top, self._bookmark)
+            if bookmark is not UNSET:
+                record[self.replication_key] = bookmark
+        return record
+
+
+def _checker(
+    schema: Mapping[str, t.Any], plan: DecimalPlan, by_name: Mapping[str, str]
+) -> Callable[[msgspec.Struct], None]:
+    """The lax check of a strict decode's decimal strings: all in C, no value in Python.
+
+    The decimals (and the objects holding some) are copied from the strict decode into
+    a struct of their own, encoded, and decoded again laxly as finite floats.
+    """
+    names = [*plan.numbers, *plan.objects, *plan.arrays]
+    strict = _struct(schema, plan)
+    lax = msgspec.json.Decoder(_struct(schema, plan, lax=True), strict=False)
+    pick = operator.attrgetter(*(by_name[name] for name in names))
+    single = len(names) == 1
+
+    def check(top: msgspec.Struct) -> None:
+        picked = pick(top)
+        lax.decode(_encoder.encode(strict(picked) if single else strict(*picked)))
+
+    return check
