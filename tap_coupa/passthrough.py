@@ -4,8 +4,7 @@ Shaping a record one level deep (``rawjson``, ``shape``) still builds a Python d
 its top-level values, opens each nested object that holds decimals, and has the
 writer encode them all again: for a ~28 KB invoice, more CPU than decoding it fully.
 Most records need none of it. So a stream whose records nothing reads but the writer
-(no stream maps, deselected properties or child streams) and whose decimals stay
-text (``decimal_format: string``, or none in its schema) reads each page with msgspec
+(no stream maps, deselected properties or child streams) reads each page with msgspec
 types compiled from its schema. They check in C what shaping would look at, and
 decode only the id and the bookmark:
 
@@ -17,16 +16,25 @@ decode only the id and the bookmark:
 
 Such a record goes out byte for byte. One that fails a check is opened one level deep
 and shaped as before, so the output is the same whichever way a record goes
-(``test_raw_equivalence``). Decimals emitted as numbers need their text changed inside
-nested objects, which these types cannot do without dropping the unknown keys Coupa
-sends there: those streams are shaped.
+(``test_raw_equivalence``).
+
+Decimals emitted as numbers (``decimal_format: number``) need their text changed, down
+in nested objects. There the types hold every declared property: decimals as
+``Decimal`` (msgspec parses them in C, exactly as ``Decimal(text)`` does), objects
+holding decimals as types of their own, and all else raw; the record is re-encoded
+from them in C, every decimal a number. An unknown key fails the decode (a type would
+drop it), so the reader learns the keys Coupa adds inside nested objects (such as
+``custom-fields``) from the first records that fail, and keeps them raw too. Objects
+come out with their keys in the schema's order: the same JSON object.
 """
 
 from __future__ import annotations
 
 import operator
 import sys
+import threading
 import typing as t
+from decimal import Decimal
 
 import msgspec
 
@@ -34,7 +42,7 @@ from tap_coupa import rawjson
 from tap_coupa.decimals import DecimalPlan
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Collection, Iterator, Mapping
 
     from tap_coupa.rawjson import Record
 
@@ -43,7 +51,11 @@ UNSET = msgspec.UNSET
 #: Any JSON value in the lax decode that is a finite float: JSON number text only.
 _FINITE = t.Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
 _encoder = msgspec.json.Encoder()
+_numbers = msgspec.json.Encoder(decimal_format="number")
 _elements = msgspec.json.Decoder(list[Raw])
+_any = msgspec.json.Decoder()
+#: Records that fail the decimals-as-numbers decode looked into for unknown nested keys.
+LEARN_FROM = 16
 
 
 class RawRecord(dict[str, t.Any]):
@@ -88,26 +100,58 @@ def _struct(
     if keys is not None:
         fields.update(keys)
         fields.update({name: Raw for name in properties if name not in fields})
+    return _define(fields, default, top=keys is not None, forbid=keys is not None)
+
+
+def _define(
+    fields: Mapping[str, t.Any], default: t.Any, *, top: bool, forbid: bool
+) -> type[msgspec.Struct]:
+    """A struct type of ``fields`` (by JSON name), the top level's id required."""
     attributes = {name: f"f{index}" for index, name in enumerate(fields)}
     return msgspec.defstruct(
         "Check",
         [
-            (attributes[name], kind) if name == "id" and keys else (attributes[name], kind, default)
+            (attributes[name], kind) if name == "id" and top else (attributes[name], kind, default)
             for name, kind in fields.items()
         ],
         rename={attribute: name for name, attribute in attributes.items()},
-        forbid_unknown_fields=keys is not None,
-        kw_only=keys is not None,  # the id, required, may follow optional fields
+        forbid_unknown_fields=forbid,
+        kw_only=top,  # the id, required, may follow optional fields
         omit_defaults=True,
     )
+
+
+def _rewrite(
+    schema: Mapping[str, t.Any],
+    plan: DecimalPlan,
+    extra: Collection[str],
+    keys: Mapping[str, t.Any] | None = None,
+) -> type[msgspec.Struct]:
+    """A struct type re-encoding ``schema``'s objects with their decimals as numbers.
+
+    Every declared property is a field, missing ones left out (``UNSET``); below the
+    top level, so are the ``extra`` keys learned; any other key fails.
+    """
+    properties = schema["properties"]
+    fields: dict[str, t.Any] = dict.fromkeys(properties, Raw)
+    fields.update(dict.fromkeys(plan.numbers, Decimal | None))
+    for name, sub in plan.objects.items():
+        fields[name] = _rewrite(properties[name], sub, extra) | None
+    for name, sub in plan.arrays.items():
+        fields[name] = list[_rewrite(properties[name]["items"], sub, extra)] | None  # type: ignore[misc]
+    if keys is None:
+        fields.update({name: Raw for name in extra if name not in fields})
+    else:
+        fields.update(keys)
+    return _define(fields, UNSET, top=keys is not None, forbid=True)
 
 
 def page_reader(
     schema: Mapping[str, t.Any], plan: DecimalPlan | None, replication_key: str | None
 ) -> PageReader | None:
-    """The stream's reader; None if decimals are numbers, or its id or bookmark one."""
+    """The stream's reader; None if its id or bookmark is a decimal."""
     names = {*plan.numbers, *plan.objects, *plan.arrays} if plan else set()
-    if (plan and not plan.as_text) or names & {"id", replication_key}:
+    if names & {"id", replication_key}:
         return None
     return PageReader(schema, plan, replication_key)
 
@@ -123,17 +167,29 @@ class PageReader:
         self, schema: Mapping[str, t.Any], plan: DecimalPlan | None, replication_key: str | None
     ) -> None:
         self.replication_key = replication_key
-        keys: dict[str, t.Any] = {"id": int}
+        self._schema = schema
+        #: Set when decimals are emitted as numbers: records are then re-encoded.
+        self._numbers = plan if plan is not None and not plan.as_text else None
+        self._keys: dict[str, t.Any] = {"id": int}
         if replication_key:
-            keys[replication_key] = str | None
-        top = _struct(schema, plan, keys=keys)
-        self._top = msgspec.json.Decoder(top)
-        by_name = {field.encode_name: field.name for field in msgspec.structs.fields(top)}
-        self._id = by_name["id"]
-        self._bookmark = by_name[replication_key] if replication_key else ""
+            self._keys[replication_key] = str | None
+        #: Unknown keys seen in nested objects, and how many failures may still teach some.
+        self._extra: set[str] = set()
+        self._learn = LEARN_FROM
+        self._lock = threading.Lock()
         self._check: Callable[[msgspec.Struct], None] | None = None
-        if plan is not None:
-            self._check = _checker(schema, plan, by_name)
+        if self._numbers is not None:
+            self._build(_rewrite(schema, self._numbers, self._extra, self._keys))
+        else:
+            self._build(_struct(schema, plan, keys=self._keys))
+            if plan is not None:
+                self._check = _checker(schema, plan, self._by_name)
+
+    def _build(self, top: type[msgspec.Struct]) -> None:
+        self._by_name = {field.encode_name: field.name for field in msgspec.structs.fields(top)}
+        self._id = self._by_name["id"]
+        self._bookmark = self._by_name[self.replication_key] if self.replication_key else ""
+        self._top = msgspec.json.Decoder(top)
 
     def __call__(self, body: bytes) -> list[Record]:
         """The page's records; raises like ``rawjson.decode`` on a broken or odd body."""
@@ -144,19 +200,54 @@ class PageReader:
         return [self.record(raw) for raw in elements]
 
     def record(self, raw: Raw) -> Record:
-        """One record: passed through, or opened one level deep to be shaped."""
+        """One record: passed through (re-encoded), or opened one level deep to be shaped."""
         try:
             top = self._top.decode(raw)
             if self._check is not None:
                 self._check(top)
-        except msgspec.ValidationError:
+            # A non-finite decimal ("NaN") fails here: shaping nulls and reports it.
+            body = raw if self._numbers is None else Raw(_numbers.encode(top))
+        except (msgspec.ValidationError, ValueError):
+            if self._numbers is not None and self._learn > 0:
+                self._learn_keys(raw)
             return t.cast("Record", rawjson.open_object(raw))
-        record = RawRecord(raw, {"id": getattr(top, self._id)})
+        record = RawRecord(body, {"id": getattr(top, self._id)})
         if self.replication_key:
             bookmark = getattr(top, self._bookmark)
             if bookmark is not UNSET:
                 record[self.replication_key] = bookmark
         return record
+
+    def _learn_keys(self, raw: Raw) -> None:
+        """Keep raw, from now on, the unknown keys of the nested objects of ``raw``."""
+        self._learn -= 1
+        assert self._numbers is not None
+        try:
+            record = _any.decode(raw)
+        except msgspec.DecodeError:
+            return
+        if not isinstance(record, dict):
+            return
+        with self._lock:  # a worker may decode a first page meanwhile
+            unknown = set(_unknown_keys(record, self._schema, self._numbers)) - self._extra
+            if unknown:
+                self._extra |= unknown
+                self._build(_rewrite(self._schema, self._numbers, self._extra, self._keys))
+
+
+def _unknown_keys(
+    obj: Mapping[str, t.Any], schema: Mapping[str, t.Any], plan: DecimalPlan
+) -> Iterator[str]:
+    """The keys ``schema`` does not declare, in the objects below ``obj`` that ``plan`` opens."""
+    properties = schema["properties"]
+    nested = [(name, properties[name], sub) for name, sub in plan.objects.items()]
+    nested += [(name, properties[name]["items"], sub) for name, sub in plan.arrays.items()]
+    for name, sub_schema, sub in nested:
+        value = obj.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                yield from (key for key in item if key not in sub_schema["properties"])
+                yield from _unknown_keys(item, sub_schema, sub)
 
 
 def _checker(

@@ -129,8 +129,53 @@ def test_a_record_passed_through_holds_its_id_and_bookmark_only() -> None:
     assert missing == {"id": 8}, "a missing bookmark is not added"
 
 
-def test_decimals_as_numbers_are_shaped_and_a_stream_without_decimals_passes() -> None:
-    assert page_reader(SCHEMA, DecimalPlan.compile(SCHEMA), KEY) is None
+def number_schema() -> dict[str, t.Any]:
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"][KEY] = {"type": ["string", "null"], "format": "date-time"}
+    return schema
+
+
+def test_decimals_as_numbers_are_re_encoded_as_shaping_would_write_them() -> None:
+    """Odd decimals at every level: a record passed or shaped, the JSON is the same."""
+    schema = number_schema()
+    body = msgspec.json.encode(page())
+    built = page_reader(schema, DecimalPlan.compile(schema), KEY)
+    assert built is not None
+    got = rawjson.decode_ids(built(body))
+    expected = rawjson.decode_ids(rawjson.decode(body, raw=True))
+    shape = RecordShaper(
+        "test", schema, decimal_strings=False, replication_key=KEY, logger=logging.getLogger()
+    ).shape
+    passed = [record.__class__ is RawRecord for record in got]
+    assert 5 < sum(passed) < len(got) - 5, "both ways are taken"
+    for record, before in zip(got, expected, strict=True):
+        out = record.body if isinstance(record, RawRecord) else shape(record)
+        assert as_json(out) == as_json(shape(before))
+
+
+def test_unknown_keys_in_nested_objects_are_learned_and_kept() -> None:
+    """The first record with an undeclared nested key is shaped; the next ones pass."""
+    schema = number_schema()
+    built = page_reader(schema, DecimalPlan.compile(schema), KEY)
+    assert built is not None
+    line = {"price": "2.50", "custom-fields": {"x": "y"}}
+    sent = [{"id": index, "total": "1", "lines": [line]} for index in range(3)]
+    got = built(msgspec.json.encode(sent))
+    assert [record.__class__ is RawRecord for record in got] == [False, True, True]
+    assert isinstance(got[1], RawRecord)
+    assert msgspec.json.Decoder(float_hook=Decimal).decode(got[1].body) == {
+        "id": 1,
+        "total": 1,
+        "lines": [{"price": Decimal("2.50"), "custom-fields": {"x": "y"}}],
+    }
+    [surprise] = built(msgspec.json.encode([{"id": 4, "surprise": 1}]))
+    assert surprise.__class__ is not RawRecord, "unknown top-level keys go to extra-fields"
+
+
+def test_a_stream_whose_id_or_bookmark_is_a_decimal_is_shaped() -> None:
+    schema = number_schema()
+    schema["properties"][KEY] = {"type": ["number", "null"]}
+    assert page_reader(schema, DecimalPlan.compile(schema), KEY) is None
     plain = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {}}}
     assert page_reader(plain, DecimalPlan.compile(plain), KEY) is not None
 

@@ -47,14 +47,14 @@ def test_every_stream_emits_the_same_records_fully_decoded(
         assert alone.records[name] == decoded.records[name], name
     passed = {name: int(count) for name, count in PASSED.findall(alone.stderr)}
     types = stream_types()
-    textual = {
-        name
-        for name in collections
-        if decimal_format == "string" or DecimalPlan.compile(load_schema(name)) is None
-        if getattr(types[name], "key_object", None) is None  # ids lifted from inside
-    }
-    assert len(textual) > (35 if decimal_format == "string" else 15)
-    assert passed == {name: len(alone.records[name]) for name in textual}
+    alike = {name for name in collections if getattr(types[name], "key_object", None) is None}
+    assert len(alike) > 35, "all but those whose ids are lifted from inside"
+    shaped = {name: len(alone.records[name]) - passed.get(name, 0) for name in alike}
+    # As numbers, a stream's first record with an undeclared nested key (the sandbox's
+    # custom-fields) teaches the reader that key, and is shaped.
+    assert set(shaped.values()) <= ({0} if decimal_format == "string" else {0, 1}), shaped
+    if decimal_format == "number":
+        assert 1 in shaped.values(), "nested unknown keys are met"
     assert not PASSED.findall(decoded.stderr), "stream maps need every value decoded"
 
 
