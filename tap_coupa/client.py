@@ -136,10 +136,12 @@ class CoupaStream(RESTStream[int]):
 
     @functools.cached_property
     def passthrough(self) -> PageReader | None:
-        """A reader emitting records as the bytes sent, if nothing else reads them.
+        """A reader emitting records without shaping them in Python, if nothing else reads them.
 
-        Not when a child stream takes rows from them or properties are deselected (nor
-        where ``raw_json`` is off): the record is then shaped as a dict.
+        With decimals as strings a record goes out as the bytes sent; as numbers it is
+        re-encoded in C with its decimals as numbers (see ``passthrough``). Not when a
+        child stream takes rows from them or properties are deselected (nor where
+        ``raw_json`` is off): the record is then shaped as a dict.
         """
         if not self.raw_json or self._wanted_children() or compile_prune(self.mask):
             return None
@@ -190,10 +192,10 @@ class CoupaStream(RESTStream[int]):
             child.log_counts(self.name)
 
     def log_passed(self) -> None:
-        """Log how many records went out as sent (none: every record was shaped)."""
+        """Log how many records skipped shaping (none: every record was shaped)."""
         if self._passed:
             self.logger.info(
-                "Stream %r: %d records passed through as sent.", self.name, self._passed
+                "Stream %r: %d records passed through unshaped.", self.name, self._passed
             )
             self._passed = 0
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.sandbox
 
 
 #: The log line of a stream whose records went out as the bytes sent (``passthrough``).
-PASSED = re.compile(r"Stream '([^']+)': (\d+) records passed through as sent")
+PASSED = re.compile(r"Stream '([^']+)': (\d+) records passed through unshaped")
 
 
 @pytest.mark.parametrize("decimal_format", ["number", "string"])
