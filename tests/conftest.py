@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
+from tests import helpers
 from tests.helpers import TapRunner
 
 TIERS = ("unit", "sandbox", "external")
@@ -31,6 +32,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ]
     if wrong:
         raise pytest.UsageError(f"tests need exactly one tier marker {TIERS}: {wrong[:5]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_discoveries(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+    """Keep offline discoveries where every xdist worker of this session finds them."""
+    base = tmp_path_factory.getbasetemp()
+    helpers.DISCOVERIES = (base if worker_id == "master" else base.parent) / "discovered"
 
 
 @pytest.fixture(scope="session")
