@@ -118,13 +118,12 @@ def discovered(config_text: str) -> dict[str, t.Any]:
     """
     config = json.loads(config_text)
     if config.get("discover_custom_fields") or config.get("custom_objects"):
-        parsed: dict[str, t.Any] = json.loads(_discover(config_text))
-        return parsed
+        return _parsed(_discover(config_text))
     shaping = json.dumps(
         {k: v for k, v in config.items() if k not in CONNECTION_SETTINGS}, sort_keys=True
     )
     if shaping not in _OFFLINE:
-        _OFFLINE[shaping] = json.loads(_shared_discovery(shaping, config_text))
+        _OFFLINE[shaping] = _shared_discovery(shaping, config_text)
     return _OFFLINE[shaping]
 
 
@@ -133,16 +132,23 @@ _OFFLINE: dict[str, dict[str, t.Any]] = {}
 DISCOVERIES: Path | None = None
 
 
-def _shared_discovery(shaping: str, config_text: str) -> str:
+def _shared_discovery(shaping: str, config_text: str) -> dict[str, t.Any]:
     if DISCOVERIES is None:
-        return _discover(config_text)
+        return _parsed(_discover(config_text))
     path = DISCOVERIES / f"{hashlib.sha256(shaping.encode()).hexdigest()}.json"
     if not path.exists():
+        text = _discover(config_text)
+        _parsed(text)  # only a whole catalog is kept
         DISCOVERIES.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}")
-        partial.write_text(_discover(config_text))
+        partial.write_text(text)
         partial.replace(path)  # atomic: a worker reads a whole file or none
-    return path.read_text()
+    return _parsed(path.read_text())
+
+
+def _parsed(catalog_text: str) -> dict[str, t.Any]:
+    catalog: dict[str, t.Any] = json.loads(catalog_text)
+    return catalog
 
 
 def _discover(config_text: str) -> str:
