@@ -108,8 +108,8 @@ CONNECTION_SETTINGS = frozenset(
 )  # fmt: skip
 
 
-def discovered(config_text: str) -> dict[str, t.Any]:
-    """``tap-coupa --discover``'s catalog for a config, parsed: shared, never modify it.
+def discovered(config_text: str) -> Discovery:
+    """``tap-coupa --discover``'s catalog for a config.
 
     An offline discovery depends only on the settings that shape schemas, so it runs
     once per distinct answer in a session (its output shared on disk by the xdist
@@ -118,37 +118,77 @@ def discovered(config_text: str) -> dict[str, t.Any]:
     """
     config = json.loads(config_text)
     if config.get("discover_custom_fields") or config.get("custom_objects"):
-        return _parsed(_discover(config_text))
+        return Discovery(json.loads(_discover(config_text)))
     shaping = json.dumps(
         {k: v for k, v in config.items() if k not in CONNECTION_SETTINGS}, sort_keys=True
     )
     if shaping not in _OFFLINE:
-        _OFFLINE[shaping] = _shared_discovery(shaping, config_text)
+        _OFFLINE[shaping] = Discovery(json.loads(_shared_discovery(shaping, config_text)))
     return _OFFLINE[shaping]
 
 
-_OFFLINE: dict[str, dict[str, t.Any]] = {}
+@dataclass
+class Discovery:
+    """A discovered catalog (shared: never modify it) and the JSON text of its entries,
+    selected or not, kept as made: a catalog file is mostly the same entries again."""
+
+    catalog: dict[str, t.Any]
+    _texts: dict[tuple[int, bool], str] = field(default_factory=dict)
+
+    def selecting(
+        self, streams: t.Collection[str], deselect: t.Mapping[str, t.Collection[str]]
+    ) -> str:
+        """The catalog's JSON with only ``streams`` selected, less ``deselect``'s
+        top-level properties (by stream)."""
+        parts = []
+        for index, entry in enumerate(self.catalog["streams"]):
+            selected = entry["tap_stream_id"] in streams
+            dropped = deselect.get(entry["tap_stream_id"], ())
+            if dropped:
+                parts.append(json.dumps(_selecting(entry, selected, dropped)))
+                continue
+            if (index, selected) not in self._texts:
+                self._texts[index, selected] = json.dumps(_selecting(entry, selected, ()))
+            parts.append(self._texts[index, selected])
+        assert self.catalog.keys() == {"streams"}, self.catalog.keys()
+        return '{"streams": [' + ", ".join(parts) + "]}"
+
+
+def _selecting(
+    entry: dict[str, t.Any], selected: bool, dropped: t.Collection[str]
+) -> dict[str, t.Any]:
+    """A copy of a catalog entry with ``selected`` set: at the root, and False for the
+    ``dropped`` properties."""
+    metadata = []
+    for meta in entry["metadata"]:
+        if meta["breadcrumb"] == []:
+            value = selected
+        elif meta["breadcrumb"][-1] in dropped:
+            value = False
+        else:
+            metadata.append(meta)
+            continue
+        metadata.append({**meta, "metadata": {**meta["metadata"], "selected": value}})
+    return {**entry, "metadata": metadata}
+
+
+_OFFLINE: dict[str, Discovery] = {}
 #: Where offline discoveries are kept for every worker of the session (set by conftest).
 DISCOVERIES: Path | None = None
 
 
-def _shared_discovery(shaping: str, config_text: str) -> dict[str, t.Any]:
+def _shared_discovery(shaping: str, config_text: str) -> str:
     if DISCOVERIES is None:
-        return _parsed(_discover(config_text))
+        return _discover(config_text)
     path = DISCOVERIES / f"{hashlib.sha256(shaping.encode()).hexdigest()}.json"
     if not path.exists():
         text = _discover(config_text)
-        _parsed(text)  # only a whole catalog is kept
+        json.loads(text)  # only a whole catalog is kept
         DISCOVERIES.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}")
         partial.write_text(text)
         partial.replace(path)  # atomic: a worker reads a whole file or none
-    return _parsed(path.read_text())
-
-
-def _parsed(catalog_text: str) -> dict[str, t.Any]:
-    catalog: dict[str, t.Any] = json.loads(catalog_text)
-    return catalog
+    return path.read_text()
 
 
 def _discover(config_text: str) -> str:
@@ -190,30 +230,9 @@ def catalog_for(
 ) -> Path:
     """A catalog from --discover with only ``streams`` selected, less ``deselect``'s
     top-level properties (by stream)."""
-    catalog = discovered(config_path.read_text())
-    entries = []
-    for entry in catalog["streams"]:
-        selected = entry["tap_stream_id"] in streams
-        dropped = (deselect or {}).get(entry["tap_stream_id"], ())
-        metadata = [_selecting(meta, selected, dropped) for meta in entry["metadata"]]
-        entries.append({**entry, "metadata": metadata})
     path = tmp_path / "catalog.json"
-    path.write_text(json.dumps({**catalog, "streams": entries}))
+    path.write_text(discovered(config_path.read_text()).selecting(streams, deselect or {}))
     return path
-
-
-def _selecting(
-    meta: dict[str, t.Any], selected: bool, dropped: t.Collection[str]
-) -> dict[str, t.Any]:
-    """``meta`` with ``selected`` set where the selection decides it: a copy, as the
-    discovered catalog is shared."""
-    if meta["breadcrumb"] == []:
-        value = selected
-    elif meta["breadcrumb"][-1] in dropped:
-        value = False
-    else:
-        return meta
-    return {**meta, "metadata": {**meta["metadata"], "selected": value}}
 
 
 def add_root_metadata(path: Path, metadata: dict[str, dict[str, t.Any]]) -> None:
