@@ -21,6 +21,15 @@ from tests import helpers
 from tests.helpers import TapRunner
 
 TIERS = ("unit", "sandbox", "external")
+#: Tests that mostly wait (rate limits, backoff, kills), longest first: handed out first,
+#: the other tests keep the cores busy meanwhile (xdist deals in collection order).
+WAITING = (
+    "tests/test_raw_equivalence.py::test_every_stream",
+    "tests/test_chaos.py",
+    "tests/test_gap_free.py",
+    "tests/test_deletes.py",
+    "tests/test_secrets.py",
+)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -28,6 +37,8 @@ def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> Iterator[None]:
     """Refuse a test without exactly one tier: ``make test-fast`` would skip it silently.
+
+    Put the ``WAITING`` tests first (after them, the order is unchanged).
 
     And note the tests an xdist worker's ``--dist loadgroup`` does not group although
     they have an ``xdist_group`` (pytest-xdist#1386): every worker would run the SDK's
@@ -40,6 +51,12 @@ def pytest_collection_modifyitems(
     ]
     if wrong:
         raise pytest.UsageError(f"tests need exactly one tier marker {TIERS}: {wrong[:5]}")
+    items.sort(
+        key=lambda item: next(
+            (rank for rank, prefix in enumerate(WAITING) if item.nodeid.startswith(prefix)),
+            len(WAITING),
+        )
+    )
     yield  # xdist names each item's group in its nodeid
     if getattr(config.option, "loadgroup", False):
         UNGROUPED.extend(
