@@ -21,12 +21,17 @@ from tests import helpers
 from tests.helpers import TapRunner
 
 TIERS = ("unit", "sandbox", "external")
-#: Tests that mostly wait (rate limits, backoff, kills), longest first: handed out first,
-#: the other tests keep the cores busy meanwhile (xdist deals in collection order).
-WAITING = (
+#: The longest tests, longest first (they mostly wait: on Meltano, PostgreSQL, rate
+#: limits, backoff, kills). xdist deals tests in collection order: dealt first, they
+#: overlap the short ones instead of ending the run.
+LONG_FIRST = (
+    "tests/test_end_to_end.py",
+    "tests/test_sql_target.py",
     "tests/test_raw_equivalence.py::test_every_stream",
+    "tests/test_deletes_targets.py",
     "tests/test_chaos.py",
     "tests/test_gap_free.py",
+    "tests/test_packaging.py",
     "tests/test_deletes.py",
     "tests/test_secrets.py",
 )
@@ -38,7 +43,7 @@ def pytest_collection_modifyitems(
 ) -> Iterator[None]:
     """Refuse a test without exactly one tier: ``make test-fast`` would skip it silently.
 
-    Put the ``WAITING`` tests first (after them, the order is unchanged).
+    Put the ``LONG_FIRST`` tests first (after them, the order is unchanged).
 
     And note the tests an xdist worker's ``--dist loadgroup`` does not group although
     they have an ``xdist_group`` (pytest-xdist#1386): every worker would run the SDK's
@@ -53,8 +58,8 @@ def pytest_collection_modifyitems(
         raise pytest.UsageError(f"tests need exactly one tier marker {TIERS}: {wrong[:5]}")
     items.sort(
         key=lambda item: next(
-            (rank for rank, prefix in enumerate(WAITING) if item.nodeid.startswith(prefix)),
-            len(WAITING),
+            (rank for rank, prefix in enumerate(LONG_FIRST) if item.nodeid.startswith(prefix)),
+            len(LONG_FIRST),
         )
     )
     yield  # xdist names each item's group in its nodeid
