@@ -129,8 +129,8 @@ def discovered(config_text: str) -> Discovery:
 
 @dataclass
 class Discovery:
-    """A discovered catalog (shared: never modify it) and the JSON text of its entries,
-    selected or not, kept as made: a catalog file is mostly the same entries again."""
+    """A discovered catalog (shared: never modify it) with each entry's JSON text, as
+    selected or not, once made: the catalogs written from it repeat the same entries."""
 
     catalog: dict[str, t.Any]
     _texts: dict[tuple[int, bool], str] = field(default_factory=dict)
@@ -246,7 +246,8 @@ def add_root_metadata(path: Path, metadata: dict[str, dict[str, t.Any]]) -> None
 
 
 class TapRunner:
-    """Runs ``tap-coupa`` as a subprocess, as Meltano would."""
+    """Runs ``tap-coupa`` as a process of its own (forked: tests/forkserver.py), as
+    Meltano would."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
