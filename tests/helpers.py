@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from coupa_sandbox import Sandbox
+from tests import forkserver
 
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
@@ -107,39 +109,118 @@ CONNECTION_SETTINGS = frozenset(
 )  # fmt: skip
 
 
-def discovered(config_text: str) -> str:
-    """``tap-coupa --discover``'s output for a config, run once per distinct answer.
+def discovered(config_text: str) -> Discovery:
+    """``tap-coupa --discover``'s catalog for a config.
 
-    An offline discovery depends only on the settings that shape schemas, so one run
-    serves every test (of this worker) with the same ones; a live one (custom fields,
-    custom objects) is run each time.
+    An offline discovery depends only on the settings that shape schemas, so it runs
+    once per distinct answer in a session (its output shared on disk by the xdist
+    workers, see ``DISCOVERIES``) and is parsed once per worker; a live one (custom
+    fields, custom objects) runs each time.
     """
     config = json.loads(config_text)
     if config.get("discover_custom_fields") or config.get("custom_objects"):
+        return Discovery(json.loads(_discover(config_text)))
+    shaping = json.dumps(
+        {k: v for k, v in config.items() if k not in CONNECTION_SETTINGS}, sort_keys=True
+    )
+    if shaping not in _OFFLINE:
+        _OFFLINE[shaping] = Discovery(json.loads(_shared_discovery(shaping, config_text)))
+    return _OFFLINE[shaping]
+
+
+@dataclass
+class Discovery:
+    """A discovered catalog (shared: never modify it) with each entry's JSON text, as
+    selected or not, once made: the catalogs written from it repeat the same entries."""
+
+    catalog: dict[str, t.Any]
+    _texts: dict[tuple[int, bool], str] = field(default_factory=dict)
+
+    def selecting(
+        self, streams: t.Collection[str], deselect: t.Mapping[str, t.Collection[str]]
+    ) -> str:
+        """The catalog's JSON with only ``streams`` selected, less ``deselect``'s
+        top-level properties (by stream)."""
+        parts = []
+        for index, entry in enumerate(self.catalog["streams"]):
+            selected = entry["tap_stream_id"] in streams
+            dropped = deselect.get(entry["tap_stream_id"], ())
+            if dropped:
+                parts.append(json.dumps(_selecting(entry, selected, dropped)))
+                continue
+            if (index, selected) not in self._texts:
+                self._texts[index, selected] = json.dumps(_selecting(entry, selected, ()))
+            parts.append(self._texts[index, selected])
+        assert self.catalog.keys() == {"streams"}, self.catalog.keys()
+        return '{"streams": [' + ", ".join(parts) + "]}"
+
+
+def _selecting(
+    entry: dict[str, t.Any], selected: bool, dropped: t.Collection[str]
+) -> dict[str, t.Any]:
+    """A copy of a catalog entry with ``selected`` set: at the root, and False for the
+    ``dropped`` properties."""
+    metadata = []
+    for meta in entry["metadata"]:
+        if meta["breadcrumb"] == []:
+            value = selected
+        elif meta["breadcrumb"][-1] in dropped:
+            value = False
+        else:
+            metadata.append(meta)
+            continue
+        metadata.append({**meta, "metadata": {**meta["metadata"], "selected": value}})
+    return {**entry, "metadata": metadata}
+
+
+_OFFLINE: dict[str, Discovery] = {}
+#: Where offline discoveries are kept for every worker of the session (set by conftest).
+DISCOVERIES: Path | None = None
+
+
+def _shared_discovery(shaping: str, config_text: str) -> str:
+    if DISCOVERIES is None:
         return _discover(config_text)
-    shaping = {k: v for k, v in config.items() if k not in CONNECTION_SETTINGS}
-    return _offline_discovery(json.dumps(shaping, sort_keys=True), config_text)
-
-
-_OFFLINE: dict[str, str] = {}
-
-
-def _offline_discovery(key: str, config_text: str) -> str:
-    if key not in _OFFLINE:
-        _OFFLINE[key] = _discover(config_text)
-    return _OFFLINE[key]
+    path = DISCOVERIES / f"{hashlib.sha256(shaping.encode()).hexdigest()}.json"
+    if not path.exists():
+        text = _discover(config_text)
+        json.loads(text)  # only a whole catalog is kept
+        DISCOVERIES.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}")
+        partial.write_text(text)
+        partial.replace(path)  # atomic: a worker reads a whole file or none
+    return path.read_text()
 
 
 def _discover(config_text: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(config_text)
-        return subprocess.run(
-            [sys.executable, "-m", "tap_coupa", "--config", str(path), "--discover"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        return run_tap(["--config", str(path), "--discover"], check=True).stdout
+
+
+def run_tap(
+    args: t.Sequence[str],
+    *,
+    check: bool = False,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m tap_coupa ARGS`` as ``subprocess.run`` with ``capture_output`` and
+    ``text`` would run it (a forked process, see tests/forkserver.py)."""
+    command = [*forkserver.TAP, *args]
+    with forkserver.popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except BaseException:
+            process.kill()
+            raise
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    if check:
+        done.check_returncode()
+    return done
 
 
 def catalog_for(
@@ -150,17 +231,8 @@ def catalog_for(
 ) -> Path:
     """A catalog from --discover with only ``streams`` selected, less ``deselect``'s
     top-level properties (by stream)."""
-    catalog = json.loads(discovered(config_path.read_text()))
-    for entry in catalog["streams"]:
-        selected = entry["tap_stream_id"] in streams
-        dropped = (deselect or {}).get(entry["tap_stream_id"], ())
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = selected
-            elif meta["breadcrumb"][-1] in dropped:
-                meta["metadata"]["selected"] = False
     path = tmp_path / "catalog.json"
-    path.write_text(json.dumps(catalog))
+    path.write_text(discovered(config_path.read_text()).selecting(streams, deselect or {}))
     return path
 
 
@@ -175,7 +247,8 @@ def add_root_metadata(path: Path, metadata: dict[str, dict[str, t.Any]]) -> None
 
 
 class TapRunner:
-    """Runs ``tap-coupa`` as a subprocess, as Meltano would."""
+    """Runs ``tap-coupa`` as a process of its own (forked: tests/forkserver.py), as
+    Meltano would."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
@@ -214,13 +287,8 @@ class TapRunner:
         env: dict[str, str] | None = None,
         deselect: t.Mapping[str, t.Collection[str]] | None = None,
     ) -> Output:
-        done = subprocess.run(
-            [sys.executable, "-m", "tap_coupa", *self.files(config, streams, state, deselect)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, **(env or {})},
-            timeout=600,
+        done = run_tap(
+            self.files(config, streams, state, deselect), env={**os.environ, **(env or {})}
         )
         out = parse_output(done.stdout, done.stderr, done.returncode)
         if check and done.returncode != 0:
@@ -248,8 +316,8 @@ class TapRunner:
         lines: list[bytes] = []
         timers: list[threading.Timer] = []
         with err_path.open("wb") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tap_coupa", *self.files(config, streams, state)],
+            process = forkserver.popen(
+                [*forkserver.TAP, *self.files(config, streams, state)],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
             )
@@ -281,8 +349,8 @@ class TapRunner:
 
     def pipe(self, config: dict[str, t.Any], streams: t.Collection[str], target: list[str]) -> None:
         """Pipe a sync into a Singer target command, as ``meltano run`` would."""
-        with subprocess.Popen(
-            [sys.executable, "-m", "tap_coupa", *self.files(config, streams, None)],
+        with forkserver.popen(
+            [*forkserver.TAP, *self.files(config, streams, None)],
             stdout=subprocess.PIPE,
         ) as tap_process:
             loaded = subprocess.run(

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
+from tests import helpers
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, catalog_for, parse_output
 
 pytestmark = pytest.mark.sandbox
@@ -24,13 +24,7 @@ def run_tap(
 ) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_coupa", "--config", str(path), *extra],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return helpers.run_tap(["--config", str(path), *extra], timeout=300)
 
 
 def assert_one_clear_error(done: subprocess.CompletedProcess[str], *expected: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pendulum
 import pytest
 
 from coupa_sandbox import Sandbox
-from tests.helpers import TapRunner, same, tap_config
+from tests.helpers import TapRunner, run_tap, same, tap_config
 
 pytestmark = pytest.mark.sandbox
 
@@ -81,12 +80,7 @@ def test_purchase_order_revisions_are_keyed_by_their_revision_record(
 def discover(tmp_path: Path, settings: dict[str, t.Any]) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(settings))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_coupa", "--config", str(path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_tap(["--config", str(path), "--discover"])
 
 
 def test_custom_object_fields_are_typed_on_discover(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -117,12 +111,7 @@ def test_a_wrong_custom_object_is_one_clear_error(sandbox: Sandbox, tmp_path: Pa
     catalog = TapRunner(tmp_path).files(config(sandbox), ["custom_object_vehicles"], None)[3]
     (tmp_path / "wrong.json").write_text(json.dumps(wrong))
     command = ["--config", str(tmp_path / "wrong.json"), "--catalog", catalog]
-    synced = subprocess.run(
-        [sys.executable, "-m", "tap_coupa", *command],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    synced = run_tap(command)
     assert synced.returncode == 1
     assert "custom_objects: '999' is not a custom object" in synced.stderr
     assert "Traceback" not in synced.stderr

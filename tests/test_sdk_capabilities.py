@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from coupa_sandbox import Sandbox
-from tests.helpers import TapRunner, tap_config
+from tests.helpers import TapRunner, run_tap, tap_config
 
 pytestmark = pytest.mark.sandbox
 
@@ -53,9 +51,7 @@ def test_batch_messages(sandbox: Sandbox, tap: TapRunner, tmp_path: Path) -> Non
     }
     settings = tap_config(sandbox, batch_config=batch_config)
     args = tap.files(settings, ["users"], None)
-    done = subprocess.run(
-        [sys.executable, "-m", "tap_coupa", *args], capture_output=True, text=True, check=True
-    )
+    done = run_tap(args, check=True)
     messages = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     batches = [m for m in messages if m["type"] == "BATCH"]
     assert batches

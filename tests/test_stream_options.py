@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
 from coupa_sandbox import NEWER_RELEASE_FIELD, Sandbox
-from tests.helpers import TapRunner, tap_config
+from tests.helpers import TapRunner, run_tap, tap_config
 
 pytestmark = pytest.mark.sandbox
 
@@ -90,12 +88,7 @@ def test_custom_fields_arrive_whole(sandbox: Sandbox, tap: TapRunner) -> None:
 def discover(tap: TapRunner, config: dict) -> dict:
     path = tap.tmp_path / "discover.json"
     path.write_text(json.dumps(config))
-    done = subprocess.run(
-        [sys.executable, "-m", "tap_coupa", "--config", str(path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_tap(["--config", str(path), "--discover"], check=True)
     return {e["tap_stream_id"]: e["schema"] for e in json.loads(done.stdout)["streams"]}
 
 
