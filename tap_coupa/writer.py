@@ -87,7 +87,19 @@ class BatchingWriter(MsgSpecWriter):
         """Write out everything buffered, one line each."""
         if self._lines:
             self._lines.append(b"")  # so the join ends with a newline
-            sys.stdout.buffer.write(b"\n".join(self._lines))
+            write_all(sys.stdout.buffer, b"\n".join(self._lines))
             self._lines.clear()
             self._size = 0
         sys.stdout.flush()
+
+
+def write_all(out: t.BinaryIO, data: bytes) -> None:
+    """Write every byte of ``data``.
+
+    Unbuffered stdout (``python -u``, ``PYTHONUNBUFFERED``, as some orchestrators run
+    taps) is a raw file: one ``write`` may take only part of a large batch into a full
+    pipe when a signal interrupts it, and the rest would be lost silently.
+    """
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view) or 0 :]

@@ -96,3 +96,28 @@ def test_a_written_batch_is_not_written_again(
     assert [m["type"] for m in lines] == ["RECORD", "STATE", "RECORD", "STATE"]
     assert lines[2]["record"] == {"id": 2}
     assert len(out.raw_bytes.getvalue()) < 5200
+
+
+class ShortWrites(io.RawIOBase):
+    """A raw stdout into a full pipe: each write takes at most 1,000 bytes."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.calls = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: t.Any) -> int:
+        self.calls += 1
+        chunk = bytes(b[:1000])
+        self.data += chunk
+        return len(chunk)
+
+
+def test_a_short_write_to_unbuffered_stdout_loses_nothing() -> None:
+    out = ShortWrites()
+    data = b"".join(b'{"type":"RECORD","n":%d}\n' % i for i in range(500))
+    writer.write_all(t.cast("t.BinaryIO", out), data)
+    assert out.calls > 1, "the pipe took the batch in parts"
+    assert bytes(out.data) == data
