@@ -31,6 +31,8 @@ from tap_coupa.writer import BatchingWriter
 if t.TYPE_CHECKING:
     from types import FrameType
 
+    import click
+
     from tap_coupa.client import CoupaStream
 
 
@@ -78,6 +80,18 @@ class TapCoupa(Tap):
         except CoupaError as exc:
             cls.logger.error("%s", exc)
             sys.exit(1)
+
+    @classmethod
+    @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """Read --config as the SDK does, but a missing or broken file is one error line."""
+        for path in value:
+            if path != "ENV" and (problem := _config_file_problem(path)):
+                cls.logger.error(
+                    "The --config file %s %s; pass a JSON object of settings.", path, problem
+                )
+                sys.exit(1)
+        return super().cb_config(ctx, param, value)
 
     @override
     def setup_mapper(self) -> None:
@@ -185,6 +199,17 @@ class TapCoupa(Tap):
                 self.logger.error("%s", exc)
                 sys.exit(1)
         return streams
+
+
+def _config_file_problem(path: str) -> str | None:
+    """What keeps a --config file from being read, if anything (the SDK would raise)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return "does not exist"
+    except (OSError, ValueError) as exc:
+        return f"cannot be read as JSON ({exc})"
+    return None if isinstance(value, dict) else "is not a JSON object"
 
 
 def _checked_json(name: str, file: t.IO[str]) -> t.IO[str]:

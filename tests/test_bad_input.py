@@ -113,6 +113,23 @@ def test_bad_state(tmp_path: Path, state: str, expected: tuple[str, ...]) -> Non
     assert '"type":"STATE"' not in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, "does not exist"),
+        ("{not json", "cannot be read as JSON"),
+        ("[1]", "not a JSON object"),
+    ],
+    ids=["missing", "not-json", "not-object"],
+)
+def test_bad_config_file(tmp_path: Path, text: str | None, expected: str) -> None:
+    path = tmp_path / "config.json"
+    if text is not None:
+        path.write_text(text)
+    done = helpers.run_tap(["--config", str(path), "--discover"], timeout=300)
+    assert_one_clear_error(done, "--config", str(path), expected)
+
+
 def test_bad_catalog(tmp_path: Path) -> None:
     discovered = run_tap(tmp_path, GOOD, "--discover")
     catalog = json.loads(discovered.stdout)
