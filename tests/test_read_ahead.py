@@ -153,7 +153,7 @@ def test_streams_ahead_stay_within_the_memory_budget(tap: TapRunner) -> None:
 
 
 def test_a_429_storm_is_shared_by_every_stream_and_loses_nothing(tap: TapRunner) -> None:
-    """An instance far stricter than Coupa's limit: every stream meets 429s, none gives up."""
+    """An instance far stricter than Coupa's limit, with 429 storms: none gives up."""
     streams = [FIRST, SECOND, THIRD, "users"]
     config = SandboxConfig(
         seed=6,
@@ -161,9 +161,10 @@ def test_a_429_storm_is_shared_by_every_stream_and_loses_nothing(tap: TapRunner)
         records={FIRST: 400, SECOND: 300, THIRD: 200, "users": 150},
         rate_limit=6,
         burst=2,
+        faults={"storm_429": {"every": 8, "length": 3}},  # storms on top of the strict limit
     )
     with Sandbox(config) as sb:
-        out = tap.run(tap_config(sb, page_size=10, max_retries=4), streams)
+        out = tap.run(tap_config(sb, page_size=20, max_retries=4), streams)
         throttled = sb.stats()["throttled"]
         for stream in streams:
             assert out.ids(stream) == {r["id"] for r in sb.records(stream)}, stream
