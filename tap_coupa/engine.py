@@ -373,6 +373,7 @@ class IdScan:
         if self.since is None and above is None:
             window.probe()  # a backfill is usually long: ask at once, not a round trip later
         index = 0
+        # Pages up to this one are certainly needed; never behind ``index``.
         certain = 0
 
         def certainly(upto: int) -> None:
@@ -395,7 +396,7 @@ class IdScan:
                     future = self.source.submit(
                         params,
                         functools.partial(ends.past, launched),
-                        speculative=launched > max(certain, index),
+                        speculative=launched > certain,
                         missing_ok=self._opening(),
                     )
                     future.add_done_callback(functools.partial(ends.note, launched))

@@ -57,7 +57,8 @@ class MemoryBudget:
         self.page_estimate = FIRST_PAGE_ESTIMATE
         #: The most ever held plus in flight, as estimated (reported, and tested).
         self.peak = 0
-        #: How often a stream ahead waited for room (reported, and tested).
+        #: How often room was refused to a stream ahead: every check that found none
+        #: counts, so it shows that the budget held streams back, not for how long.
         self.waits = 0
 
     def summary(self) -> str:
@@ -99,7 +100,9 @@ class MemoryBudget:
             self.peak = max(self.peak, self._used())
 
     def release(self, size: int) -> None:
-        """A page left its feed for the writer."""
+        """A page left its feed for the writer (the stream written holds 0: no wake-up)."""
+        if not size:
+            return
         with self._lock:
             self.held -= size
         self.on_room()
@@ -199,6 +202,7 @@ class Scheduler:
                     self._tasks.pop(task.future, None)
                     task.future.cancel()
             if not tasks:
+                del self._queues[stream]
                 continue
             if self._ahead(stream):
                 if room is None:
