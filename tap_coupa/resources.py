@@ -181,12 +181,14 @@ class SyncResources:
         Schemas and the catalog are hundreds of thousands of long-lived objects; every
         full collection would rescan them while pages are decoded. No collection first:
         start-up leaves next to no cyclic garbage, and one full pass over that heap
-        (~0.1 s) would delay the first request.
+        (~0.1 s) would delay the first request. The collector, paused for start-up
+        (``TapCoupa.invoke``), runs again from here on.
         """
         if self._heap_frozen:
             return
         self._heap_frozen = True
         gc.freeze()
+        gc.enable()
 
     def writing(self, current: Scanned) -> None:
         """``current`` is being written: the scans of every stream after it start too."""
