@@ -127,9 +127,16 @@ class CoupaStream(RESTStream[int]):
         """Whether records may keep raw JSON values (see ``rawjson``).
 
         Only when nothing but the writer reads them: stream maps, flattening and BATCH
-        files need every value decoded.
+        files need every value decoded. Without ``stream_maps`` or flattening in the
+        config every stream's one map is the SDK's plain ``SameRecordTransform``: that
+        is known without building the maps, which the scans starting ahead of their
+        turn would otherwise do, one stream after another, before their first request.
         """
-        return self.get_batch_config(self.config) is None and all(
+        if self.get_batch_config(self.config) is not None:
+            return False
+        if not self.config.get("stream_maps") and not self.config.get("flattening_enabled"):
+            return True
+        return all(
             type(stream_map) is SameRecordTransform and not stream_map.flattening_enabled
             for stream_map in self.stream_maps
         )
