@@ -7,9 +7,11 @@ connection or ask for credentials.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import ssl
+import threading
 import typing as t
 from functools import cached_property
 
@@ -67,6 +69,7 @@ class SyncResources:
         #: The selected top-level streams, in the order the SDK syncs them.
         self._sync_order = sync_order
         self._heap_frozen = False
+        self._minted_ahead: CoupaOAuthAuthenticator | None = None
         #: Streams whose projection did not fit in a URL (warned about once).
         self._unprojected: set[str] = set()
 
@@ -88,28 +91,72 @@ class SyncResources:
 
     @cached_property
     def authenticator(self) -> CoupaAuthenticator:
-        """OAuth2 client credentials, or the legacy API key when no client_id is set."""
+        """OAuth2 client credentials, or the legacy API key when no client_id is set.
+
+        A token minted ahead (``mint_ahead``) is taken if it has exactly the scopes
+        the selected streams need.
+        """
         settings = self.settings
         if settings.client_id:
             if not settings.client_secret:
                 msg = "client_id is set but client_secret is not; set client_secret."
                 raise CoupaConfigError(msg)
-            return CoupaOAuthAuthenticator(
-                token_url=settings.token_url or f"{settings.origin}/oauth2/token",
-                client_id=settings.client_id,
-                client_secret=settings.client_secret,
-                scopes=settings.scopes or self._scopes(),
-                client=self.connect(),
-                timeout=settings.request_timeout,
-            )
+            scopes = settings.scopes or self._scopes()
+            ahead = self._minted_ahead
+            if ahead is not None and ahead.oauth_scopes == " ".join(scopes):
+                return ahead
+            return self._oauth(settings.client_id, settings.client_secret, scopes)
         if settings.api_key:
             return CoupaAPIKeyAuthenticator(api_key=settings.api_key)
         msg = "No credentials: set client_id and client_secret (or the legacy api_key)."
         raise CoupaConfigError(msg)
 
+    def _oauth(
+        self, client_id: str, client_secret: str, scopes: Sequence[str]
+    ) -> CoupaOAuthAuthenticator:
+        settings = self.settings
+        return CoupaOAuthAuthenticator(
+            token_url=settings.token_url or f"{settings.origin}/oauth2/token",
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=scopes,
+            client=self.connect(),
+            timeout=settings.request_timeout,
+        )
+
+    def mint_ahead(self, scopes: Sequence[str]) -> None:
+        """Start minting a token for ``scopes`` now, on a thread, while start-up goes on.
+
+        Coupa takes a round trip or more to mint a token, and the first request needs
+        one: with the scopes the input catalog selects known early, that wait overlaps
+        building the streams. The token is used only if the selected streams turn out
+        to need exactly these scopes (see ``authenticator``). A failure here is
+        dropped: the token is then minted at the first request, and fails there with
+        the usual error.
+        """
+        settings = self.settings
+        client_id, secret = settings.client_id, settings.client_secret
+        if not (client_id and secret and scopes):
+            return
+        ahead = self._minted_ahead = self._oauth(client_id, secret, settings.scopes or scopes)
+
+        def mint() -> None:
+            # The lock held while minting makes the first request's headers() wait for it.
+            with contextlib.suppress(Exception):
+                ahead.headers()
+
+        threading.Thread(target=mint, name="tap-coupa-token", daemon=True).start()
+
     @cached_property
     def limiter(self) -> RateLimiter:
-        """The one rate limit every request of the sync keeps to."""
+        """The one rate limit every request of the sync keeps to.
+
+        Its burst starts once the first token is there. Requests that took the
+        limiter's turns while the token was minted would all go out when it came:
+        the burst plus a turn for every 40 ms of the mint, more than Coupa's bucket
+        holds.
+        """
+        self.authenticator.headers()
         return RateLimiter(self.settings.max_requests_per_second, self.settings.rate_limit_burst)
 
     @cached_property

@@ -17,10 +17,17 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._catalog import _pop_deselected_schema as pop_deselected_schema
 from singer_sdk.plugin_base import PluginBase
+from singer_sdk.singerlib import Catalog
 from typing_extensions import override
 
 from tap_coupa import custom_objects
-from tap_coupa.catalog import LazyStreamMaps, check_catalog, full_table_streams
+from tap_coupa.catalog import (
+    LazyStreamMaps,
+    check_catalog,
+    full_table_streams,
+    read_catalog,
+    selected_streams,
+)
 from tap_coupa.collection import CollectionStream
 from tap_coupa.discovery import discover_custom_fields
 from tap_coupa.errors import CoupaConfigError, CoupaError
@@ -31,6 +38,7 @@ from tap_coupa.streams import load_schema, registry, stream_types
 from tap_coupa.writer import BatchingWriter
 
 if t.TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import FrameType
 
     import click
@@ -46,18 +54,32 @@ class TapCoupa(Tap):
     config_jsonschema = SETTINGS_SCHEMA
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        catalog = kwargs.get("catalog")
+        """As the SDK's, but the token is asked for before the input catalog is read.
+
+        The SDK reads the catalog before the settings are ready; here it is read
+        (``read_catalog``) once they are and the token's minting has started on its
+        own thread (``SyncResources.mint_ahead``), so Coupa's round trip for it
+        overlaps the rest of start-up.
+        """
+        catalog = kwargs.pop("catalog", None)
         if isinstance(catalog, (str, PurePath)):
             catalog = json.loads(Path(catalog).read_text())
+        mapper = kwargs.pop("setup_mapper", True)
         #: Streams the input catalog forces to FULL_TABLE (see ``full_table_streams``).
         self._full_table = full_table_streams(catalog) if isinstance(catalog, dict) else frozenset()
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs, setup_mapper=False)
         # httpx logs every request at INFO; the per-stream summaries say what matters.
         for noisy in ("httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         custom: list[str] = []
         if self.config.get("base_url"):
             custom = [c.stream for c in self.settings.custom_objects]  # validates early
+            if isinstance(catalog, dict):
+                self.resources.mint_ahead(self._catalog_scopes(catalog))
+        if catalog is not None:
+            self._input_catalog = catalog if isinstance(catalog, Catalog) else read_catalog(catalog)
+        if mapper:
+            self.setup_mapper()
         check_state(self.state, [*registry(), *custom], self.logger)
         if self.input_catalog is not None:
             check_catalog(self.input_catalog, custom)
@@ -163,6 +185,22 @@ class TapCoupa(Tap):
         """The read scopes of the selected streams."""
         return sorted({s.scope for s in self._coupa_streams() if s.synced})
 
+    def _catalog_scopes(self, catalog: Mapping[str, t.Any]) -> list[str]:
+        """The read scopes of the streams the catalog selects, known before they are built.
+
+        A child's scope is its parent's, which reads its rows; should they ever differ,
+        ``_scopes`` tells, and the token minted ahead for these is not used.
+        """
+        specs = registry()
+        custom = {c.stream for c in self.settings.custom_objects}
+        return sorted(
+            {
+                custom_objects.SCOPE if name in custom else specs[name]["scope"]
+                for name in selected_streams(catalog)
+                if name in custom or name in specs
+            }
+        )
+
     def _sync_order(self) -> list[CollectionStream]:
         """The collections this run syncs, in the SDK's order."""
         return [s for s in self._coupa_streams() if isinstance(s, CollectionStream) and s.synced]
@@ -200,7 +238,9 @@ class TapCoupa(Tap):
             )
             for name, (cls, schema) in types.items()
         ]
-        if self.input_catalog is None:
+        if self.input_catalog is not None:
+            self.resources.mint_ahead(self._catalog_scopes(self.input_catalog))
+        else:
             objects = [s for s in streams if isinstance(s, custom_objects.CustomObjectStream)]
             typed = streams if self.settings.discover_custom_fields else objects
             try:

@@ -1,20 +1,34 @@
-"""Start-up: what the tap does before its first request, and at exit, to be quick."""
+"""Start-up: what the tap does before its first request, and at exit, to be quick.
+
+The token is minted while the catalog is read (``mint_ahead``), the rate limiter's burst
+starts only once it is there, and the garbage collector waits until records flow.
+"""
 
 from __future__ import annotations
 
 import atexit
+import json
 import typing as t
+from pathlib import Path
 
 import pytest
 from singer_sdk import Tap
 
+from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa import resources as resources_module
 from tap_coupa import tap as tap_module
+from tap_coupa.auth import CoupaOAuthAuthenticator
 from tap_coupa.resources import SyncResources
 from tap_coupa.settings import Settings
 from tap_coupa.streams import registry
-
-pytestmark = pytest.mark.unit
+from tests.helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    TapRunner,
+    catalog_for,
+    sandbox_custom_objects,
+    tap_config,
+)
 
 
 class FakeGC:
@@ -34,13 +48,14 @@ class FakeGC:
         self.frozen += 1
 
 
-def settings() -> Settings:
+def settings(base_url: str = "http://127.0.0.1:9") -> Settings:
     specs = registry()
     collections = [name for name, spec in specs.items() if not spec["parent"]]
-    config = {"base_url": "http://127.0.0.1:9", "client_id": "id", "client_secret": "secret"}
+    config = {"base_url": base_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
     return Settings.parse(config, specs, collections)
 
 
+@pytest.mark.unit
 def test_the_collector_is_paused_for_start_up_and_runs_once_records_flow(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -62,3 +77,79 @@ def test_the_collector_is_paused_for_start_up_and_runs_once_records_flow(
     assert fake.frozen == 1
 
     assert at_exit == [fake.freeze], "the heap is not frozen at exit"
+
+
+#: Top-level collections, each a page or two in the sandbox below.
+MANY = [
+    "invoices", "purchase_orders", "suppliers", "requisitions", "expense_reports", "users",
+    "accounts", "addresses", "contracts", "currencies", "departments", "exchange_rates",
+    "items", "lookup_values", "payment_terms", "lookups", "legal_entities",
+    "commodities", "comments", "announcements", "projects", "approvals", "budget_lines",
+    "business_entities",
+]  # fmt: skip
+
+
+@pytest.mark.sandbox
+def test_the_first_requests_go_out_as_one_burst_however_long_the_token_takes(
+    tap: TapRunner,
+) -> None:
+    """A token that takes 1 s: no request may take a turn of the limiter meanwhile.
+
+    Turns taken while the token is minted would all go out when it comes: the burst
+    plus one per 40 ms of the mint, beyond what Coupa's bucket holds.
+    """
+    config = SandboxConfig(seed=4, latency_ms=1000, rate_limit=None, records={"*": 60})
+    with Sandbox(config) as sb:
+        settings = tap_config(sb, max_requests_per_second=25, rate_limit_burst=4)
+        done = tap.run(settings, MANY)
+        arrivals = sorted(entry["at"] for entry in sb.state.requests.entries())
+        tokens = sb.state.stats.snapshot()["by_class"]["token"]
+    assert done.stderr.count("Obtained a Coupa access token") == 1
+    assert tokens == 1, "one token, minted once and used by every request"
+    assert len(arrivals) >= len(MANY), "every stream asked for its pages"
+    # However late the token: never more than the burst plus 25/s since the first request
+    # (and one more, for arrival jitter).
+    for count, at in enumerate(arrivals, start=1):
+        allowed = 4 + 25 * (at - arrivals[0]) + 1
+        assert count <= allowed, f"{count} requests within {at - arrivals[0]:.3f} s of the first"
+
+
+@pytest.mark.sandbox
+def test_a_token_minted_ahead_is_used_only_for_the_scopes_the_sync_needs() -> None:
+    config = SandboxConfig(seed=4, rate_limit=None, records={"*": 5})
+    with Sandbox(config) as sb:
+        shared = SyncResources(
+            settings(sb.url), scopes=lambda: ["core.invoice.read"], sync_order=list
+        )
+        shared.mint_ahead(["core.invoice.read"])
+        assert shared.authenticator.headers()
+        assert sb.state.stats.snapshot()["by_class"]["token"] == 1, "the token minted ahead"
+
+        other = SyncResources(
+            settings(sb.url), scopes=lambda: ["core.invoice.read"], sync_order=list
+        )
+        other.mint_ahead(["core.common.read"])
+        authenticator = other.authenticator
+        assert isinstance(authenticator, CoupaOAuthAuthenticator)
+        assert authenticator.headers()
+        assert authenticator.oauth_scopes == "core.invoice.read", "a token for what is needed"
+        assert sb.state.stats.snapshot()["by_class"]["token"] == 3, "and minted anew"
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    "selected",
+    [
+        ["invoices", "users"],
+        ["invoice_line_tax_lines"],  # a grandchild: read through its parent and grandparent
+        ["supplier_addresses", "users", "custom_object_vehicles"],
+    ],
+)
+def test_the_scopes_read_from_the_catalog_are_those_the_streams_need(
+    sandbox: Sandbox, tmp_path: Path, selected: list[str]
+) -> None:
+    config = tap_config(sandbox, custom_objects=sandbox_custom_objects(sandbox))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    catalog = json.loads(catalog_for(tmp_path, tmp_path / "config.json", selected).read_text())
+    tap = tap_module.TapCoupa(config=config, catalog=catalog)
+    assert tap._catalog_scopes(catalog) == tap._scopes()
