@@ -34,7 +34,7 @@ CHECK_EVERY_S = 0.25
 class RateLimiter:
     """Thread-safe token bucket with multiplicative decrease on 429."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, ready: t.Callable[[], object] = bool) -> None:
         self.max_rate = rate
         self.rate = rate
         self.burst = max(1, burst)
@@ -44,6 +44,20 @@ class RateLimiter:
         #: later keeps within the burst.
         self._full = self._updated
         self._local = threading.local()
+        #: Blocks until a request can be sent at all (the first token is minted).
+        self._ready: t.Callable[[], object] | None = ready
+
+    def _start(self) -> None:
+        """Wait until requests can be sent; the burst starts then, not before.
+
+        Turns taken while, say, the first token is minted would all be sent when it
+        comes: the burst plus one turn per ``1/rate`` of the wait, more than Coupa's
+        bucket holds.
+        """
+        ready = self._ready
+        if ready is not None:
+            ready()
+            self._ready = None
 
     @contextlib.contextmanager
     def granted(self) -> Iterator[None]:
@@ -69,6 +83,7 @@ class RateLimiter:
         if getattr(self._local, "granted", False):
             self._local.granted = False
             return cancelled is None or not cancelled()
+        self._start()
         with self._lock:
             now = time.monotonic()
             self._recover(now)

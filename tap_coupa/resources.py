@@ -19,7 +19,7 @@ import httpx
 
 from tap_coupa import __version__
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
-from tap_coupa.errors import CoupaConfigError
+from tap_coupa.errors import CoupaConfigError, CoupaError
 from tap_coupa.http import CoupaHTTP
 from tap_coupa.projection import render
 from tap_coupa.query import listing_params, stream_params
@@ -151,13 +151,17 @@ class SyncResources:
     def limiter(self) -> RateLimiter:
         """The one rate limit every request of the sync keeps to.
 
-        Its burst starts once the first token is there. Requests that took the
-        limiter's turns while the token was minted would all go out when it came:
-        the burst plus a turn for every 40 ms of the mint, more than Coupa's bucket
-        holds.
+        Its burst starts once the first token is there, on the first request's thread:
+        meanwhile the streams' scans get ready to send.
         """
-        self.authenticator.headers()
-        return RateLimiter(self.settings.max_requests_per_second, self.settings.rate_limit_burst)
+        settings, authenticator = self.settings, self.authenticator
+
+        def ready() -> None:
+            # A failure is the requests' own: each reports it when it asks for headers.
+            with contextlib.suppress(CoupaError):
+                authenticator.headers()
+
+        return RateLimiter(settings.max_requests_per_second, settings.rate_limit_burst, ready)
 
     @cached_property
     def http(self) -> CoupaHTTP:

@@ -47,6 +47,9 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
         "called: stream maps registered per stream trim the catalog's schema as the "
         "SDK does, without its deep copy"
     ),
+    "singer_sdk.plugin_base:_ConfigInput": (
+        "read: TapCoupa.invoke, as Tap.invoke, builds the tap from the --config the CLI read"
+    ),
     "singer_sdk.tap_base:Tap._handle_termination": (
         "overridden: exit 128 + signal after the SDK writes the state, not 0"
     ),

@@ -5,14 +5,15 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
-import io
 import json
 import logging
 import sys
 import typing as t
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path, PurePath
 
+import msgspec
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._catalog import _pop_deselected_schema as pop_deselected_schema
@@ -37,11 +38,15 @@ from tap_coupa.state import check_state, state_file_problem
 from tap_coupa.streams import load_schema, registry, stream_types
 from tap_coupa.writer import BatchingWriter
 
+#: --state and --catalog files: any JSON, numbers with a fraction as ``Decimal``.
+JSON_FILE = msgspec.json.Decoder(float_hook=Decimal)
+
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
     from types import FrameType
 
     import click
+    from singer_sdk.plugin_base import _ConfigInput
 
     from tap_coupa.client import CoupaStream
 
@@ -86,11 +91,21 @@ class TapCoupa(Tap):
 
     @classmethod
     @override
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        """Run the CLI; a known failure ends in one error line and exit code 1.
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """Run the CLI as the SDK's ``Tap.invoke``; a known failure is one error line, exit 1.
 
         Bugs still show their traceback. Any STATE already emitted stays valid:
-        bookmarks only move when a stream's scan completes.
+        bookmarks only move when a stream's scan completes. The --state and --catalog
+        files are read once (``_read_json``), not checked here and parsed again by the
+        SDK: a whole catalog is megabytes, read before the first request.
 
         The garbage collector is paused until the first stream starts writing
         (``SyncResources.freeze_heap``): start-up builds the catalog, schemas and
@@ -101,11 +116,17 @@ class TapCoupa(Tap):
         """
         gc.disable()
         atexit.register(gc.freeze)
-        for name in ("state", "catalog"):
-            if (file := kwargs.get(name)) is not None:
-                kwargs[name] = _checked_json(name, file)
+        super(Tap, cls).invoke(about=about, about_format=about_format)  # --about, as Tap.invoke
+        cls.print_version(print_fn=cls.logger.info)
         try:
-            super().invoke(*args, **kwargs)
+            tap = cls(
+                config=config.config if config else {},
+                state=_read_json("state", state) if state else None,
+                catalog=_read_json("catalog", catalog) if catalog else None,
+                parse_env_config=bool(config and config.parse_env),
+                validate_config=True,
+            )
+            tap.sync_all()
         except ConfigValidationError as exc:
             for line in exc.errors or [str(exc)]:
                 cls.logger.error("Invalid config: %s", line)
@@ -238,9 +259,7 @@ class TapCoupa(Tap):
             )
             for name, (cls, schema) in types.items()
         ]
-        if self.input_catalog is not None:
-            self.resources.mint_ahead(self._catalog_scopes(self.input_catalog))
-        else:
+        if self.input_catalog is None:
             objects = [s for s in streams if isinstance(s, custom_objects.CustomObjectStream)]
             typed = streams if self.settings.discover_custom_fields else objects
             try:
@@ -263,12 +282,14 @@ def _config_file_problem(path: str) -> str | None:
     return None if isinstance(value, dict) else "is not a JSON object"
 
 
-def _checked_json(name: str, file: t.IO[str]) -> t.IO[str]:
-    """Read a --state/--catalog file now, so bad JSON or shape gets one clear line."""
-    text = file.read()
+def _read_json(name: str, file: t.IO[str]) -> dict[str, t.Any]:
+    """A --state/--catalog file's object; bad JSON or shape is one clear line, exit 1.
+
+    Decimals are read as the SDK reads them (``Decimal``), in C.
+    """
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        value = JSON_FILE.decode(file.read())
+    except msgspec.DecodeError as exc:
         problem: str | None = f"is not valid JSON ({exc})"
     else:
         problem = state_file_problem(value) if name == "state" else None
@@ -279,7 +300,7 @@ def _checked_json(name: str, file: t.IO[str]) -> t.IO[str]:
             "The --%s file %s; fix it, or run without it.", name, problem
         )
         sys.exit(1)
-    return io.StringIO(text)
+    return t.cast("dict[str, t.Any]", value)
 
 
 if __name__ == "__main__":

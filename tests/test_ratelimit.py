@@ -68,3 +68,18 @@ def test_cancelled_request_is_not_sent(clock: FakeClock) -> None:
     limiter = RateLimiter(rate=1, burst=1)
     assert limiter.acquire()
     assert not limiter.acquire(cancelled=lambda: clock.now > 1000.1)
+
+
+def test_the_burst_starts_once_requests_can_be_sent(clock: FakeClock) -> None:
+    """Turns are not handed out while ``ready`` blocks (a token being minted)."""
+    calls = []
+
+    def ready() -> None:
+        calls.append(clock.now)
+        clock.now += 1.0  # the mint takes a second
+
+    limiter = RateLimiter(rate=25, burst=4, ready=ready)
+    times = send_times(limiter, clock, 8)
+    assert calls == [1000.0], "the limiter waited for ready once"
+    assert times[:4] == [1.0] * 4, "the burst goes out when ready returned"
+    assert times[4] == pytest.approx(1.04), "not the turns of the second it waited"

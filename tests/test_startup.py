@@ -12,7 +12,6 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from singer_sdk import Tap
 
 from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa import resources as resources_module
@@ -65,10 +64,11 @@ def test_the_collector_is_paused_for_start_up_and_runs_once_records_flow(
     monkeypatch.setattr(tap_module, "gc", fake)
     monkeypatch.setattr(resources_module, "gc", fake)
     monkeypatch.setattr(atexit, "register", at_exit.append)
-    monkeypatch.setattr(Tap, "invoke", classmethod(lambda cls, **_: seen.append(fake.enabled)))
+    monkeypatch.setattr(tap_module.TapCoupa, "__init__", lambda _, **__: seen.append(fake.enabled))
+    monkeypatch.setattr(tap_module.TapCoupa, "sync_all", lambda _: seen.append(fake.enabled))
 
     tap_module.TapCoupa.invoke()
-    assert seen == [False], "the SDK's start-up ran with the collector on"
+    assert seen == [False, False], "start-up ran with the collector on"
 
     shared = SyncResources(settings(), scopes=list, sync_order=list)
     shared.freeze_heap()
@@ -133,6 +133,10 @@ def test_a_token_minted_ahead_is_used_only_for_the_scopes_the_sync_needs() -> No
         assert isinstance(authenticator, CoupaOAuthAuthenticator)
         assert authenticator.headers()
         assert authenticator.oauth_scopes == "core.invoice.read", "a token for what is needed"
+        ahead = other._minted_ahead
+        assert ahead is not None
+        assert ahead is not authenticator, "the token minted ahead was not used"
+        ahead.headers()  # its minting is over
         assert sb.state.stats.snapshot()["by_class"]["token"] == 3, "and minted anew"
 
 
