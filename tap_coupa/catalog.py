@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import typing as t
 
-from singer_sdk.singerlib import Catalog, CatalogEntry, Metadata, MetadataMapping, StreamMetadata
+from singer_sdk.singerlib import (
+    Catalog,
+    CatalogEntry,
+    Metadata,
+    MetadataMapping,
+    Schema,
+    StreamMetadata,
+)
+from typing_extensions import override
 
 from tap_coupa.errors import CoupaConfigError
 from tap_coupa.streams import property_names, registry
@@ -42,8 +50,7 @@ def check_catalog(catalog: Catalog, custom_objects: Collection[str] = ()) -> Non
     for entry in catalog.streams:
         stream = entry.tap_stream_id
         known = property_names(CUSTOM_OBJECT_SCHEMA if stream in custom_objects else stream)
-        named = set((entry.schema.properties or {}) if entry.schema else {})
-        named |= {crumb[1] for crumb in entry.metadata if len(crumb) > 1}
+        named = _property_names(entry) | {crumb[1] for crumb in entry.metadata if len(crumb) > 1}
         if extra := sorted(named - known):
             msg = (
                 f"The catalog's {entry.tap_stream_id!r} stream names unknown properties "
@@ -52,16 +59,62 @@ def check_catalog(catalog: Catalog, custom_objects: Collection[str] = ()) -> Non
             raise CoupaConfigError(msg)
 
 
-def read_catalog(data: Mapping[str, t.Any]) -> Catalog:
-    """``Catalog.from_dict``, with each property's metadata read directly.
+def _property_names(entry: CatalogEntry) -> set[str]:
+    if isinstance(entry, LazyEntry):
+        return set(entry.json_schema.get("properties") or {})
+    return set((entry.schema.properties or {}) if entry.schema else {})
 
-    The SDK's ``Metadata.from_dict`` inspects the dataclass's fields for each of the
-    ~15,000 property entries of a whole catalog; the three it reads are known.
+
+class LazyEntry(CatalogEntry):
+    """A catalog entry whose schema is converted from its JSON when first read.
+
+    A whole catalog's schemas are ~18,000 nodes. The SDK converts them all as it reads
+    the catalog, and each back to JSON as it applies it to the stream, all before the
+    first request; a stream reads it only when it is synced (``effective_schema``,
+    its stream maps).
+    """
+
+    def __init__(self, *, json_schema: dict[str, t.Any], **fields: t.Any) -> None:
+        self.json_schema = json_schema
+        self._schema: Schema | None = None
+        super().__init__(schema=None, **fields)  # type: ignore[arg-type]  # read: converted
+
+    @property
+    @override
+    def schema(self) -> Schema:
+        """The schema, as ``Catalog.from_dict`` converts it."""
+        if self._schema is None:
+            self._schema = Schema.from_dict(self.json_schema)
+        return self._schema
+
+    @schema.setter
+    def schema(self, value: Schema | None) -> None:
+        self._schema = value
+
+
+def read_catalog(data: Mapping[str, t.Any]) -> Catalog:
+    """``Catalog.from_dict``, with schemas converted when first read (``LazyEntry``).
+
+    Each property's metadata is read directly, too: the SDK's ``Metadata.from_dict``
+    inspects the dataclass's fields for each of the ~15,000 property entries of a
+    whole catalog, for the three it reads.
     """
     catalog = Catalog()
     for stream in data.get("streams") or []:
-        entry = CatalogEntry.from_dict({**stream, "metadata": []})
-        entry.metadata = _metadata(stream.get("metadata") or [])
+        entry = LazyEntry(
+            json_schema=stream.get("schema") or {},
+            tap_stream_id=stream["tap_stream_id"],
+            stream=stream.get("stream"),
+            replication_key=stream.get("replication_key"),
+            key_properties=stream.get("key_properties"),
+            database=stream.get("database_name"),
+            table=stream.get("table_name"),
+            is_view=stream.get("is_view"),
+            row_count=stream.get("row_count"),
+            stream_alias=stream.get("stream_alias"),
+            metadata=_metadata(stream.get("metadata") or []),
+            replication_method=stream.get("replication_method"),
+        )
         catalog[entry.tap_stream_id] = entry
     return catalog
 

@@ -79,6 +79,8 @@ class CoupaStream(RESTStream[int]):
         self._children: list[ChildFeed] = []
         #: Records this sync emitted as the bytes sent (see ``passthrough``).
         self._passed = 0
+        #: The input catalog's entry for the stream (see ``apply_catalog``).
+        self._catalog_entry: singer.CatalogEntry | None = None
 
     @property
     @override
@@ -117,10 +119,32 @@ class CoupaStream(RESTStream[int]):
 
     @override
     def apply_catalog(self, catalog: singer.Catalog) -> None:
-        """Apply the catalog; FULL_TABLE wins in whichever spelling asked for it."""
-        super().apply_catalog(catalog)
+        """Apply the catalog as the SDK does, less its schema until the stream reads it.
+
+        The SDK converts every stream's schema back to JSON here, before the first
+        request; ``effective_schema`` does it for a stream as it syncs. FULL_TABLE wins
+        in whichever spelling asked for it.
+        """
+        self._tap_input_catalog = catalog
+        if entry := catalog.get_stream(self.name):
+            root = t.cast("singer.StreamMetadata | None", entry.metadata.get(()))
+            keys = root.table_key_properties if root else None
+            self.primary_keys = entry.key_properties or keys or ()
+            self.replication_key = entry.replication_key or (root.replication_key if root else None)
+            method = root.forced_replication_method if root else None
+            if method := entry.replication_method or method:
+                self.forced_replication_method = method
+            self._input_schema, self._catalog_entry = None, entry
         if self.name in self.resources.full_table:
             self.forced_replication_method = REPLICATION_FULL_TABLE
+
+    @property
+    @override
+    def effective_schema(self) -> dict[str, t.Any]:
+        """The catalog's schema if it has one, converted as the SDK does on first read."""
+        if self._input_schema is None and self._catalog_entry is not None:
+            self._input_schema = self._catalog_entry.schema.to_dict()
+        return super().effective_schema
 
     @functools.cached_property
     def raw_json(self) -> bool:

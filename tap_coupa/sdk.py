@@ -36,6 +36,13 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
     "singer_sdk.streams.core:Stream._schema": (
         "read and written: the schema property loads a stream's schema on first use"
     ),
+    "singer_sdk.streams.core:Stream._input_schema": (
+        "read and written: apply_catalog leaves the catalog's schema to effective_schema, "
+        "which converts it on first read"
+    ),
+    "singer_sdk.streams.core:Stream._tap_input_catalog": (
+        "written: apply_catalog does the SDK's work itself, less converting the schema"
+    ),
     "singer_sdk.streams.core:Stream._stream_version": (
         "read: the RECORD messages built in _generate_record_messages carry it"
     ),

@@ -7,16 +7,19 @@ starts only once it is there, and the garbage collector waits until records flow
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import typing as t
 from pathlib import Path
 
 import pytest
+from singer_sdk.singerlib import Catalog
 
 from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa import resources as resources_module
 from tap_coupa import tap as tap_module
 from tap_coupa.auth import CoupaOAuthAuthenticator
+from tap_coupa.catalog import LazyEntry
 from tap_coupa.resources import SyncResources
 from tap_coupa.settings import Settings
 from tap_coupa.streams import registry
@@ -157,3 +160,32 @@ def test_the_scopes_read_from_the_catalog_are_those_the_streams_need(
     catalog = json.loads(catalog_for(tmp_path, tmp_path / "config.json", selected).read_text())
     tap = tap_module.TapCoupa(config=config, catalog=catalog)
     assert tap._catalog_scopes(catalog) == tap._scopes()
+
+
+@pytest.mark.sandbox
+def test_the_catalog_is_read_as_the_sdk_reads_it_with_schemas_converted_when_read(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tap_config(sandbox)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    selected = ["invoices", "users", "invoice_lines"]
+    catalog = json.loads(catalog_for(tmp_path, tmp_path / "config.json", selected).read_text())
+    tap = tap_module.TapCoupa(config=config, catalog=catalog)
+
+    entries = list(tap.input_catalog.values()) if tap.input_catalog else []
+    assert all(isinstance(entry, LazyEntry) for entry in entries)
+    assert len(tap.streams) == len(entries)
+    assert not [e.tap_stream_id for e in entries if e._schema is not None], (
+        "schemas converted before any stream read them"
+    )
+    invoices = tap.streams["invoices"]
+    sdk = Catalog.from_dict(catalog)
+    assert invoices.effective_schema == sdk["invoices"].schema.to_dict()
+    assert [e.tap_stream_id for e in entries if e._schema is not None] == ["invoices"]
+
+    for entry in entries:
+        theirs = sdk[entry.tap_stream_id]
+        for field in dataclasses.fields(theirs):
+            assert getattr(entry, field.name) == getattr(theirs, field.name), field.name
+    assert tap.input_catalog is not None
+    assert tap.input_catalog.to_dict() == sdk.to_dict()
