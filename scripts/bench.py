@@ -30,6 +30,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -644,6 +645,8 @@ def fields_runs(count: int) -> None:
 #: The change an incremental filter on each replication key sees: an update moves
 #: ``updated-at``, an insert is a new ``created-at``. Collections without a key (read
 #: whole each time) are left as they are.
+#: The incremental sync is repeated: its wall time, a few seconds, varies with the machine.
+INCREMENTAL_REPEATS = 3
 CHANGE_BY_KEY = {"updated-at": "update", "created-at": "insert"}
 
 
@@ -689,9 +692,9 @@ class CatalogRun:
         return (
             f"{self.label:30} {self.collections:>5} {self.records:>7} {self.sent:>5} "
             f"{self.needed:>6} {self.sent / self.needed:>6.2f}x {self.throttled:>5} "
-            f"{self.startup:>6.2f} {self.window:>6.1f} {floor:>6.1f} "
-            f"{floor / self.window if self.window else 0:>7.0%} {self.wall:>6.1f} "
-            f"{self.wall / floor:>6.1f}x {self.peak_rss_mb:>6.0f}"
+            f"{self.startup:>6.2f} {self.window:>6.2f} {floor:>6.2f} "
+            f"{floor / self.window if self.window else 0:>7.0%} {self.wall:>6.2f} "
+            f"{self.wall / floor:>6.2f}x {self.peak_rss_mb:>6.0f}"
         )
 
     def breakdown(self) -> str:
@@ -850,14 +853,22 @@ def catalog_runs(count: int, changes: int) -> None:
                         f"{sandbox.url}/_sandbox/mutate",
                         {"stream": stream["name"], change: changes},
                     )
-            label = f"incremental, {changes} changed each"
-            runs.append(catalog_sync(label, sandbox, workdir, collections, runs[0].state))
+            # Each incremental run starts from the full sync's state: the same work.
+            for repeat in range(1, INCREMENTAL_REPEATS + 1):
+                label = f"incremental, {changes} changed, {repeat}"
+                runs.append(catalog_sync(label, sandbox, workdir, collections, runs[0].state))
     finally:
         sandbox.close()
     print(f"\n{CATALOG_HEADER}")
     for run in runs:
         print(run.row())
         print(run.breakdown())
+    ratios = sorted(run.wall / run.floor() for run in runs[1:])
+    if ratios:
+        print(
+            f"incremental wall/floor over {len(ratios)} runs: median "
+            f"{statistics.median(ratios):.2f}x, {ratios[0]:.2f}-{ratios[-1]:.2f}x"
+        )
     print(
         f"sent: /api/ requests the sandbox received (429s included, not the token's); "
         f"needed: per collection max(1, ceil(matching records / {PAGE})); window: first to "
