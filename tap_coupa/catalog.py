@@ -77,7 +77,7 @@ class LazyEntry(CatalogEntry):
     def __init__(self, *, json_schema: dict[str, t.Any], **fields: t.Any) -> None:
         self.json_schema = json_schema
         self._schema: Schema | None = None
-        super().__init__(schema=None, **fields)  # type: ignore[arg-type]  # read: converted
+        super().__init__(schema=None, **fields)  # type: ignore[arg-type]  # converted on read
 
     @property
     @override
