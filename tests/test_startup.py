@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import io
 import json
 import typing as t
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from singer_sdk.helpers._util import load_json
 from singer_sdk.singerlib import Catalog
 
 from coupa_sandbox import Sandbox, SandboxConfig
@@ -189,3 +192,13 @@ def test_the_catalog_is_read_as_the_sdk_reads_it_with_schemas_converted_when_rea
             assert getattr(entry, field.name) == getattr(theirs, field.name), field.name
     assert tap.input_catalog is not None
     assert tap.input_catalog.to_dict() == sdk.to_dict()
+
+
+@pytest.mark.unit
+def test_state_and_catalog_files_are_read_as_the_sdk_reads_them() -> None:
+    """Once, in C, yet as the SDK's ``load_json``: numbers with a fraction as ``Decimal``."""
+    text = '{"bookmarks": {"invoices": {"x": 1.10, "n": 3}}, "t": "2025-03-10T08:00:00-07:00"}'
+    value = tap_module._read_json("catalog", io.StringIO(text))
+    assert value == load_json(text)
+    assert value["bookmarks"]["invoices"]["x"] == Decimal("1.10")
+    assert isinstance(value["bookmarks"]["invoices"]["x"], Decimal)
