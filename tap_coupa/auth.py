@@ -57,6 +57,8 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         self._client = client
         self._timeout = timeout
         self._lock = threading.Lock()
+        #: Why the last mint failed: final (the sync stops), so it is not asked again.
+        self._refused: str | None = None
 
     @property
     @override
@@ -133,10 +135,20 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         )
 
     def headers(self) -> dict[str, str]:
-        """Bearer header with a fresh token, minting one under a lock if needed."""
+        """Bearer header with a fresh token, minting one under a lock if needed.
+
+        A failed mint ends the sync, so every request waiting for a token gets the
+        same error instead of asking Coupa again (a dozen threads may be waiting).
+        """
         with self._lock:
+            if self._refused is not None:
+                raise CoupaAuthError(self._refused)
             if not self.is_token_valid():
-                self.update_access_token()
+                try:
+                    self.update_access_token()
+                except CoupaAuthError as exc:
+                    self._refused = str(exc)
+                    raise
             return {"Authorization": f"Bearer {self.access_token}"}
 
     def invalidate(self, headers: t.Mapping[str, str]) -> bool:

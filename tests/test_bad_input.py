@@ -163,6 +163,21 @@ def test_wrong_credentials(sandbox: Sandbox, tmp_path: Path) -> None:
     assert "wrong" not in done.stderr
 
 
+def test_refused_credentials_are_asked_once(tmp_path: Path) -> None:
+    """Many streams about to read, one refused token request: the error is final."""
+    with Sandbox(SandboxConfig(seed=1)) as sb:
+        config = {**GOOD, "base_url": sb.url, "client_secret": "wrong"}
+        config_path = tmp_path / "discover.json"
+        config_path.write_text(json.dumps(config))
+        streams = ["users", "suppliers", "invoices", "accounts", "contracts", "items"]
+        catalog = catalog_for(tmp_path, config_path, streams)
+        before = sb.state.stats.snapshot()["by_class"].get("token", 0)
+        done = run_tap(tmp_path, config, "--catalog", str(catalog))
+        asked = sb.state.stats.snapshot()["by_class"].get("token", 0) - before
+    assert_one_clear_error(done, "invalid_client", "client_secret")
+    assert asked == 1, f"{asked} token requests for one refused client"
+
+
 def test_missing_scope(tmp_path: Path) -> None:
     with Sandbox(SandboxConfig(seed=1, allowed_scopes=frozenset({"core.user.read"}))) as sb:
         config = {**GOOD, "base_url": sb.url}
