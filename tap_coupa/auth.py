@@ -9,11 +9,13 @@ from __future__ import annotations
 import threading
 import typing as t
 
+import backoff
 import httpx
 from singer_sdk.authenticators import APIKeyAuthenticator, OAuthAuthenticator
 from singer_sdk.helpers._util import utc_now
 from typing_extensions import override
 
+from tap_coupa import retry
 from tap_coupa.errors import CoupaAuthError, snippet
 
 #: Renew this many seconds before Coupa's stated expiry, so no request carries a
@@ -29,6 +31,15 @@ class CoupaAuthenticator(t.Protocol):
 
     def invalidate(self, headers: t.Mapping[str, str]) -> bool:
         """Drop the credential behind ``headers`` after a 401; True if a retry may help."""
+
+
+class _TransientTokenError(Exception):
+    """A token request Coupa may answer later: the network failed, or 429 or 5xx."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        #: The server's ``Retry-After``, in seconds (see ``retry.wait``).
+        self.retry_after = retry_after
 
 
 class CoupaOAuthAuthenticator(OAuthAuthenticator):
@@ -47,7 +58,9 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         scopes: t.Sequence[str],
         client: httpx.Client,
         timeout: float,
+        max_retries: int = 0,
     ) -> None:
+        """``max_retries``: repeats of a token request Coupa may answer later (see ``_post``)."""
         super().__init__(
             auth_endpoint=token_url,
             oauth_scopes=" ".join(scopes),
@@ -57,6 +70,15 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         self._client = client
         self._timeout = timeout
         self._lock = threading.Lock()
+        self._post = backoff.on_exception(
+            retry.wait,
+            _TransientTokenError,
+            max_tries=max_retries + 1,
+            jitter=None,
+            on_backoff=self._on_backoff,
+            on_giveup=self._on_giveup,
+            logger=None,
+        )(self._post_once)
         #: Why the last mint failed: final (the sync stops), so it is not asked again.
         self._refused: str | None = None
 
@@ -87,19 +109,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
     def update_access_token(self) -> None:
         """Mint a token over httpx; errors name the status, never the secret."""
         requested_at = utc_now()
-        try:
-            response = self._client.post(
-                self.auth_endpoint,
-                data=self.oauth_request_body,
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
-            )
-        except httpx.HTTPError as exc:
-            msg = (
-                f"Could not reach the Coupa token endpoint {self.auth_endpoint} "
-                f"({type(exc).__name__}). Check base_url/token_url and the network."
-            )
-            raise CoupaAuthError(msg) from None
+        response = self._post()
         if response.status_code != httpx.codes.OK:
             raise CoupaAuthError(self._failure_message(response))
         try:
@@ -116,6 +126,40 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         self.expires_in = int(expires_in) if expires_in else None
         self.last_refreshed = requested_at
         self.logger.info("Obtained a Coupa access token (expires in %ss).", self.expires_in)
+
+    def _post_once(self) -> httpx.Response:
+        """The token request; the network failing, 429 and 5xx are worth repeating."""
+        try:
+            response = self._client.post(
+                self.auth_endpoint,
+                data=self.oauth_request_body,
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            msg = (
+                f"Could not reach the Coupa token endpoint {self.auth_endpoint} "
+                f"({type(exc).__name__}). Check base_url/token_url and the network."
+            )
+            raise _TransientTokenError(msg) from None
+        if response.status_code in retry.RETRY_STATUSES:
+            msg = (
+                f"The Coupa token endpoint {self.auth_endpoint} answered HTTP "
+                f"{response.status_code} ({snippet(response.text)!r}); rerun later."
+            )
+            raise _TransientTokenError(msg, retry.retry_after(response.headers.get("Retry-After")))
+        return response
+
+    def _on_backoff(self, details: t.Any) -> None:
+        self.logger.warning(
+            "Retrying the token request in %.1fs (attempt %d): %s",
+            details["wait"],
+            details["tries"],
+            details["exception"],
+        )
+
+    def _on_giveup(self, details: t.Any) -> None:
+        raise CoupaAuthError(str(details["exception"])) from None
 
     def _failure_message(self, response: httpx.Response) -> str:
         """Explain a refused token request in one line with the likely fix."""

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import threading
-import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -25,7 +23,7 @@ import backoff
 import httpx
 import msgspec
 
-from tap_coupa import rawjson
+from tap_coupa import rawjson, retry
 from tap_coupa.errors import CoupaAPIError, CoupaError, CoupaRetriableError, snippet
 from tap_coupa.rawjson import Record
 
@@ -35,9 +33,6 @@ if t.TYPE_CHECKING:
 
 Params = t.Sequence[tuple[str, str]]
 
-#: Cap on one backoff wait, so a long Retry-After or a deep retry never stalls a sync.
-MAX_WAIT_S = 60.0
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Coupa's answer to a query without results: "No results match your search criteria".
 NO_RESULTS = "no results"
 
@@ -48,32 +43,6 @@ def is_no_results(answer: str) -> bool:
 
 
 logger = logging.getLogger("tap-coupa")
-
-
-def _retry_wait(base: float = 0.5) -> t.Generator[float, t.Any, None]:
-    """Honour ``Retry-After`` when Coupa sends it; else exponential backoff, full jitter."""
-    exc = yield 0.0
-    attempt = 0
-    while True:
-        hint = getattr(exc, "retry_after", None)
-        wait = hint if hint is not None else random.uniform(0, base * 2**attempt)
-        exc = yield min(MAX_WAIT_S, wait)
-        attempt += 1
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass
@@ -177,7 +146,7 @@ class CoupaHTTP:
         self._local = threading.local()
         self.stats = RequestStats()
         self._fetch = backoff.on_exception(
-            _retry_wait,
+            retry.wait,
             CoupaRetriableError,
             max_tries=max_retries + 1,
             jitter=None,
@@ -282,10 +251,10 @@ class CoupaHTTP:
         if status == httpx.codes.TOO_MANY_REQUESTS:
             self.limiter.throttled()
             self._count(call, throttled=1)
-        if status in RETRY_STATUSES:
+        if status in retry.RETRY_STATUSES:
             msg = f"HTTP {status} {snippet(response.text, 120)!r}"
             raise CoupaRetriableError(
-                msg, retry_after=_retry_after(response.headers.get("Retry-After"))
+                msg, retry_after=retry.retry_after(response.headers.get("Retry-After"))
             )
         raise CoupaAPIError(self._failure(call, response))
 

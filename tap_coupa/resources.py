@@ -122,6 +122,7 @@ class SyncResources:
             scopes=scopes,
             client=self.connect(),
             timeout=settings.request_timeout,
+            max_retries=settings.max_retries,
         )
 
     def mint_ahead(self, scopes: Sequence[str]) -> None:

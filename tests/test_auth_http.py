@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tap_coupa import retry
 from tap_coupa.auth import CoupaOAuthAuthenticator
 from tap_coupa.errors import CoupaAPIError, CoupaAuthError, CoupaError
 from tap_coupa.http import CoupaHTTP, RequestStats
@@ -28,16 +29,20 @@ def server() -> Iterator[ScriptedServer]:
         yield srv
 
 
-def make_http(server: ScriptedServer, *, max_retries: int = 3) -> CoupaHTTP:
-    client = httpx.Client(timeout=5)
-    auth = CoupaOAuthAuthenticator(
+def make_auth(server: ScriptedServer, *, max_retries: int = 0) -> CoupaOAuthAuthenticator:
+    return CoupaOAuthAuthenticator(
         token_url=f"{server.url}/oauth2/token",
         client_id="cid",
         client_secret=SECRET,
         scopes=["core.invoice.read", "core.common.read"],
-        client=client,
+        client=httpx.Client(timeout=5),
         timeout=5,
+        max_retries=max_retries,
     )
+
+
+def make_http(server: ScriptedServer, *, max_retries: int = 3) -> CoupaHTTP:
+    auth = make_auth(server)
     return CoupaHTTP(
         api_base=f"{server.url}/api",
         authenticator=auth,
@@ -139,6 +144,43 @@ def test_bad_credentials_raise_clear_auth_error(
     assert SECRET not in message
 
 
+@pytest.mark.usefixtures("no_backoff_wait")
+@pytest.mark.parametrize(
+    "failure",
+    [Reply(503, {"errors": {}}), Reply(429, {"errors": {}}, headers={"Retry-After": "0"})],
+    ids=["503", "429"],
+)
+def test_a_token_request_coupa_may_answer_later_is_retried(
+    server: ScriptedServer, failure: Reply
+) -> None:
+    server.script("/oauth2/token", failure, failure, Reply(body=TOKEN))
+    assert make_auth(server, max_retries=2).headers() == {"Authorization": "Bearer tok-1"}
+    asked = len(server.requests_to("/oauth2/token"))
+    assert asked == 3, "two failures, then the token"
+
+
+@pytest.mark.usefixtures("no_backoff_wait")
+def test_a_token_request_that_keeps_failing_is_one_clear_error_and_not_asked_again(
+    server: ScriptedServer,
+) -> None:
+    server.script("/oauth2/token", Reply(503, {"errors": {}}))
+    auth = make_auth(server, max_retries=2)
+    for _ in range(2):
+        with pytest.raises(CoupaAuthError, match="HTTP 503") as err:
+            auth.headers()
+        assert SECRET not in str(err.value)
+    asked = len(server.requests_to("/oauth2/token"))
+    assert asked == 3, "3 tries, then the error is kept"
+
+
+def test_refused_credentials_are_not_retried(server: ScriptedServer) -> None:
+    server.script("/oauth2/token", Reply(401, {"error": "invalid_client"}))
+    with pytest.raises(CoupaAuthError, match="invalid_client"):
+        make_auth(server, max_retries=5).headers()
+    asked = len(server.requests_to("/oauth2/token"))
+    assert asked == 1, "a refusal is final"
+
+
 def test_unreachable_token_endpoint_is_an_auth_error() -> None:
     client = httpx.Client(timeout=2)
     auth = CoupaOAuthAuthenticator(
@@ -152,6 +194,11 @@ def test_unreachable_token_endpoint_is_an_auth_error() -> None:
     with pytest.raises(CoupaAuthError, match="Could not reach") as err:
         auth.headers()
     assert SECRET not in str(err.value)
+
+
+@pytest.fixture
+def no_backoff_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry, "MAX_WAIT_S", 0.0)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 import httpx
 import pytest
 
-from tap_coupa import http as http_module
+from tap_coupa import retry
 from tap_coupa.auth import CoupaAPIKeyAuthenticator
 from tap_coupa.engine import IdScan, PageSource
 from tap_coupa.errors import CoupaAPIError, CoupaError
@@ -216,7 +216,7 @@ def test_a_404_no_results_at_the_end_ends_the_scan() -> None:
 
 @pytest.fixture
 def no_backoff_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http_module, "MAX_WAIT_S", 0.0)
+    monkeypatch.setattr(retry, "MAX_WAIT_S", 0.0)
 
 
 @pytest.mark.usefixtures("no_backoff_wait")
