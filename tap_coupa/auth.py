@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import typing as t
 
-import backoff
 import httpx
 from singer_sdk.authenticators import APIKeyAuthenticator, OAuthAuthenticator
 from singer_sdk.helpers._util import utc_now
@@ -70,15 +69,13 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         self._client = client
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._post = backoff.on_exception(
-            retry.wait,
+        self._post = retry.retrying(
+            self._post_once,
             _TransientTokenError,
-            max_tries=max_retries + 1,
-            jitter=None,
+            max_retries=max_retries,
             on_backoff=self._on_backoff,
             on_giveup=self._on_giveup,
-            logger=None,
-        )(self._post_once)
+        )
         #: Why the last mint failed: final (the sync stops), so it is not asked again.
         self._refused: str | None = None
 

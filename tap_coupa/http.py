@@ -19,7 +19,6 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
-import backoff
 import httpx
 import msgspec
 
@@ -145,15 +144,13 @@ class CoupaHTTP:
         self._connect = connect
         self._local = threading.local()
         self.stats = RequestStats()
-        self._fetch = backoff.on_exception(
-            retry.wait,
+        self._fetch = retry.retrying(
+            self._fetch_once,
             CoupaRetriableError,
-            max_tries=max_retries + 1,
-            jitter=None,
+            max_retries=max_retries,
             on_backoff=self._on_backoff,
             on_giveup=self._on_giveup,
-            logger=None,
-        )(self._fetch_once)
+        )
 
     @property
     def connection(self) -> httpx.Client:

@@ -12,6 +12,11 @@ import random
 import time
 import typing as t
 
+import backoff
+
+Handler = t.Callable[[t.Any], None]
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
 #: Cap on one backoff wait, so a long Retry-After or a deep retry never stalls a sync.
 MAX_WAIT_S = 60.0
 #: Answers that may go away on their own.
@@ -46,3 +51,21 @@ def retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def retrying(
+    call: F, worth: type[Exception], *, max_retries: int, on_backoff: Handler, on_giveup: Handler
+) -> F:
+    """``call``, repeated at most ``max_retries`` times while it raises ``worth``.
+
+    Between tries it waits as ``wait`` says. ``on_giveup`` raises the final error.
+    """
+    return backoff.on_exception(
+        wait,
+        worth,
+        max_tries=max_retries + 1,
+        jitter=None,
+        on_backoff=on_backoff,
+        on_giveup=on_giveup,
+        logger=None,
+    )(call)
