@@ -31,6 +31,35 @@ METHODS = ("FULL_TABLE", "INCREMENTAL")
 CUSTOM_OBJECT_SCHEMA = "custom_object"
 
 
+def catalog_file_problem(value: object) -> str | None:
+    """What keeps a --catalog file's JSON from being a Singer catalog, or None."""
+    if not isinstance(value, dict):
+        return "is not a JSON object"
+    streams = value.get("streams", [])
+    if not isinstance(streams, list):
+        return 'has no "streams" list'
+    for index, stream in enumerate(streams):
+        if not isinstance(stream, dict):
+            return f"has an entry (streams[{index}]) that is not an object"
+        name = stream.get("tap_stream_id")
+        if not isinstance(name, str):
+            return f"has an entry (streams[{index}]) without a tap_stream_id"
+        if not isinstance(stream.get("schema", {}), dict):
+            return f"gives stream {name!r} a schema that is not an object"
+        metadata = stream.get("metadata", [])
+        if not (isinstance(metadata, list) and all(map(_is_metadata, metadata))):
+            return f"gives stream {name!r} metadata that is not a list of breadcrumbs and objects"
+    return None
+
+
+def _is_metadata(item: object) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("breadcrumb"), list)
+        and isinstance(item.get("metadata"), dict)
+    )
+
+
 def check_catalog(catalog: Catalog, custom_objects: Collection[str] = ()) -> None:
     """Refuse a catalog naming streams or properties this tap does not have.
 

@@ -24,6 +24,7 @@ from typing_extensions import override
 from tap_coupa import custom_objects
 from tap_coupa.catalog import (
     LazyStreamMaps,
+    catalog_file_problem,
     check_catalog,
     full_table_streams,
     read_catalog,
@@ -59,12 +60,13 @@ class TapCoupa(Tap):
     config_jsonschema = SETTINGS_SCHEMA
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """As the SDK's, but the token is asked for before the input catalog is read.
+        """As the SDK's, but the token is asked for before the stream maps are set up.
 
         The SDK reads the catalog before the settings are ready; here it is read
-        (``read_catalog``) once they are and the token's minting has started on its
-        own thread (``SyncResources.mint_ahead``), so Coupa's round trip for it
-        overlaps the rest of start-up.
+        (``read_catalog``, which leaves schemas for later) once they are. Once the
+        state and catalog are checked, the token's minting starts on its own thread
+        (``SyncResources.mint_ahead``): Coupa's round trip for it overlaps the rest of
+        start-up, and a run refused for its input asks Coupa nothing.
         """
         catalog = kwargs.pop("catalog", None)
         if isinstance(catalog, (str, PurePath)):
@@ -79,15 +81,14 @@ class TapCoupa(Tap):
         custom: list[str] = []
         if self.config.get("base_url"):
             custom = [c.stream for c in self.settings.custom_objects]  # validates early
-            if isinstance(catalog, dict):
-                self.resources.mint_ahead(self._catalog_scopes(catalog))
+        check_state(self.state, [*registry(), *custom], self.logger)
         if catalog is not None:
             self._input_catalog = catalog if isinstance(catalog, Catalog) else read_catalog(catalog)
+            check_catalog(self._input_catalog, custom)
+            if isinstance(catalog, dict) and self.config.get("base_url"):
+                self.resources.mint_ahead(self._catalog_scopes(catalog))
         if mapper:
             self.setup_mapper()
-        check_state(self.state, [*registry(), *custom], self.logger)
-        if self.input_catalog is not None:
-            check_catalog(self.input_catalog, custom)
 
     @classmethod
     @override
@@ -292,13 +293,14 @@ def _read_json(name: str, file: t.IO[str]) -> dict[str, t.Any]:
     except msgspec.DecodeError as exc:
         problem: str | None = f"is not valid JSON ({exc})"
     else:
-        problem = state_file_problem(value) if name == "state" else None
-        if not isinstance(value, dict):
-            problem = "is not a JSON object"
+        problem = (state_file_problem if name == "state" else catalog_file_problem)(value)
     if problem:
-        logging.getLogger("tap-coupa").error(
-            "The --%s file %s; fix it, or run without it.", name, problem
+        fix = (
+            "fix it, or run without it"
+            if name == "state"
+            else "regenerate it with tap-coupa --discover (or meltano select)"
         )
+        logging.getLogger("tap-coupa").error("The --%s file %s; %s.", name, problem, fix)
         sys.exit(1)
     return t.cast("dict[str, t.Any]", value)
 

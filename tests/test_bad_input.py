@@ -163,6 +163,27 @@ def test_wrong_credentials(sandbox: Sandbox, tmp_path: Path) -> None:
     assert "wrong" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("catalog", "expected"),
+    [
+        ({"streams": {"invoices": {}}}, '"streams" list'),
+        ({"streams": ["invoices"]}, "streams[0]"),
+        ({"streams": [{"stream": "invoices"}]}, "without a tap_stream_id"),
+        ({"streams": [{"tap_stream_id": "users", "schema": []}]}, "'users' a schema"),
+        ({"streams": [{"tap_stream_id": "users", "metadata": {}}]}, "'users' metadata"),
+        (
+            {"streams": [{"tap_stream_id": "users", "metadata": [{"breadcrumb": "x"}]}]},
+            "'users' metadata",
+        ),
+    ],
+    ids=["streams-object", "stream-string", "no-id", "schema-list", "metadata-object", "crumb"],
+)
+def test_malformed_catalog(tmp_path: Path, catalog: dict[str, t.Any], expected: str) -> None:
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    done = run_tap(tmp_path, GOOD, "--catalog", str(tmp_path / "catalog.json"))
+    assert_one_clear_error(done, "--catalog", expected, "--discover")
+
+
 def test_refused_credentials_are_asked_once(tmp_path: Path) -> None:
     """Many streams about to read, one refused token request: the error is final."""
     with Sandbox(SandboxConfig(seed=1)) as sb:
