@@ -162,19 +162,18 @@ def _metadata(items: Iterable[Mapping[str, t.Any]]) -> MetadataMapping:
     return mapping
 
 
-def selected_streams(catalog: Mapping[str, t.Any]) -> list[str]:
-    """The streams a catalog (as JSON) selects, from their stream-level metadata alone.
+def selected_streams(catalog: Catalog) -> list[str]:
+    """The streams the catalog selects, from their stream-level metadata alone.
 
     The SDK's rule for ``Stream.selected`` (no entry or no stream-level metadata: not
-    selected), without reading the rest of the catalog.
+    selected), without resolving every property's selection first.
     """
-    selected = []
-    for stream in catalog.get("streams") or []:
-        roots = [m for m in stream.get("metadata") or [] if m.get("breadcrumb") == []]
-        root = _metadata(roots[:1])
-        if roots and root.resolve_selection()[()]:
-            selected.append(stream.get("tap_stream_id"))
-    return selected
+    return [
+        entry.tap_stream_id
+        for entry in catalog.streams
+        if (root := entry.metadata.get(())) is not None
+        and MetadataMapping({(): root}).resolve_selection()[()]
+    ]
 
 
 def full_table_streams(catalog: Mapping[str, t.Any]) -> frozenset[str]:

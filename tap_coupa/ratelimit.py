@@ -34,7 +34,9 @@ CHECK_EVERY_S = 0.25
 class RateLimiter:
     """Thread-safe token bucket with multiplicative decrease on 429."""
 
-    def __init__(self, rate: float, burst: int, ready: t.Callable[[], object] = bool) -> None:
+    def __init__(
+        self, rate: float, burst: int, ready: t.Callable[[], object] | None = None
+    ) -> None:
         self.max_rate = rate
         self.rate = rate
         self.burst = max(1, burst)

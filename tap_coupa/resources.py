@@ -131,9 +131,9 @@ class SyncResources:
         Coupa takes a round trip or more to mint a token, and the first request needs
         one: with the scopes the input catalog selects known early, that wait overlaps
         building the streams. The token is used only if the selected streams turn out
-        to need exactly these scopes (see ``authenticator``). A failure here is
-        dropped: the token is then minted at the first request, and fails there with
-        the usual error.
+        to need exactly these scopes (see ``authenticator``). A refusal is kept by the
+        authenticator and reported by the first request; any other failure here is
+        dropped, and the token minted at the first request.
         """
         settings = self.settings
         client_id, secret = settings.client_id, settings.client_secret

@@ -57,6 +57,9 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
     "singer_sdk.plugin_base:_ConfigInput": (
         "read: TapCoupa.invoke, as Tap.invoke, builds the tap from the --config the CLI read"
     ),
+    "singer_sdk.tap_base:Tap._input_catalog": (
+        "written: TapCoupa.__init__ reads the catalog itself once the settings are ready"
+    ),
     "singer_sdk.tap_base:Tap._handle_termination": (
         "overridden: exit 128 + signal after the SDK writes the state, not 0"
     ),

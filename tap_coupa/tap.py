@@ -43,7 +43,6 @@ from tap_coupa.writer import BatchingWriter
 JSON_FILE = msgspec.json.Decoder(float_hook=Decimal)
 
 if t.TYPE_CHECKING:
-    from collections.abc import Mapping
     from types import FrameType
 
     import click
@@ -86,7 +85,7 @@ class TapCoupa(Tap):
             self._input_catalog = catalog if isinstance(catalog, Catalog) else read_catalog(catalog)
             check_catalog(self._input_catalog, custom)
             if isinstance(catalog, dict) and self.config.get("base_url"):
-                self.resources.mint_ahead(self._catalog_scopes(catalog))
+                self.resources.mint_ahead(self._catalog_scopes(self._input_catalog))
         if mapper:
             self.setup_mapper()
 
@@ -207,7 +206,7 @@ class TapCoupa(Tap):
         """The read scopes of the selected streams."""
         return sorted({s.scope for s in self._coupa_streams() if s.synced})
 
-    def _catalog_scopes(self, catalog: Mapping[str, t.Any]) -> list[str]:
+    def _catalog_scopes(self, catalog: Catalog) -> list[str]:
         """The read scopes of the streams the catalog selects, known before they are built.
 
         A child's scope is its parent's, which reads its rows; should they ever differ,

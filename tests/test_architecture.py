@@ -123,6 +123,7 @@ def test_every_sdk_override_is_marked() -> None:
 def test_the_private_sdk_members_the_tap_relies_on_exist() -> None:
     tap = TapCoupa(config={"base_url": "https://acme.coupahost.com"}, setup_mapper=False)
     instances = {
+        "Tap": tap,
         "Stream": tap.streams["invoices"],
         "BaseAPIPaginator": CoupaOffsetPaginator(50),
     }

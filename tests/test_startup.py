@@ -162,7 +162,8 @@ def test_the_scopes_read_from_the_catalog_are_those_the_streams_need(
     (tmp_path / "config.json").write_text(json.dumps(config))
     catalog = json.loads(catalog_for(tmp_path, tmp_path / "config.json", selected).read_text())
     tap = tap_module.TapCoupa(config=config, catalog=catalog)
-    assert tap._catalog_scopes(catalog) == tap._scopes()
+    assert tap.input_catalog is not None
+    assert tap._catalog_scopes(tap.input_catalog) == tap._scopes()
 
 
 @pytest.mark.sandbox
