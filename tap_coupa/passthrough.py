@@ -25,11 +25,13 @@ holding decimals as types of their own, and all else raw; the record is re-encod
 from them in C, every decimal a number. An unknown key fails the decode (a type would
 drop it), so the reader learns the keys Coupa adds inside nested objects (such as
 ``custom-fields``) from the first records that fail, and keeps them raw too. Objects
-come out with their keys in the schema's order: the same JSON object.
+come out with their keys in the order the first page held them (``_in_order``), the
+schema's for keys it lacked: the same JSON object.
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import sys
 import threading
@@ -42,7 +44,7 @@ from tap_coupa import rawjson
 from tap_coupa.decimals import DecimalPlan
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator, Mapping
+    from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
     from tap_coupa.rawjson import Record
 
@@ -56,6 +58,8 @@ _elements = msgspec.json.Decoder(list[Raw])
 _any = msgspec.json.Decoder()
 #: Records that fail the decimals-as-numbers decode looked into for unknown nested keys.
 LEARN_FROM = 16
+#: Records of the first page whose key order the structs follow.
+SAMPLES = 8
 
 
 class RawRecord(dict[str, t.Any]):
@@ -78,6 +82,8 @@ def _struct(
     *,
     keys: Mapping[str, t.Any] | None = None,
     lax: bool = False,
+    samples: Sequence[Mapping[str, t.Any]] = (),
+    ordered: bool = True,
 ) -> type[msgspec.Struct]:
     """A struct type for ``schema``'s objects: its decimals, and the objects holding some.
 
@@ -85,22 +91,54 @@ def _struct(
     every other declared property is a raw field too, an unknown one fails, and a
     missing one is ``UNSET``. Below it, decimals are strings or null, and a null
     or missing one is left out when encoding. ``lax``: decimals are finite floats, and
-    not null: lax decoding would read the string "null" as null.
+    not null: lax decoding would read the string "null" as null. Fields follow the key
+    order of ``samples`` (see ``_in_order``), at this level only if ``ordered``.
     """
     plan = plan or DecimalPlan()
     fields: dict[str, t.Any] = dict.fromkeys(plan.numbers, _FINITE if lax else str | None)
     properties = schema["properties"]
     nested: dict[str, t.Any] = {
-        name: _struct(properties[name], sub, lax=lax) for name, sub in plan.objects.items()
+        name: _struct(properties[name], sub, lax=lax, samples=_inside(samples, name))
+        for name, sub in plan.objects.items()
     }
     for name, sub in plan.arrays.items():
-        nested[name] = list[_struct(properties[name]["items"], sub, lax=lax)]  # type: ignore[misc]
+        items = _struct(properties[name]["items"], sub, lax=lax, samples=_inside(samples, name))
+        nested[name] = list[items]  # type: ignore[valid-type]
     fields.update({name: kind if lax else kind | None for name, kind in nested.items()})
     default = UNSET if keys is not None else None
     if keys is not None:
         fields.update(keys)
         fields.update({name: Raw for name in properties if name not in fields})
+    if ordered:
+        fields = _in_order(fields, samples)
     return _define(fields, default, top=keys is not None, forbid=keys is not None)
+
+
+def _in_order(fields: dict[str, t.Any], samples: Sequence[Mapping[str, t.Any]]) -> dict[str, t.Any]:
+    """``fields`` in the order the first sample holds its keys, the others after them.
+
+    msgspec matches a key against the field after the last one matched first: keys
+    arriving in field order cost one comparison each, keys in another order a search
+    through the fields. Coupa sends a resource's keys in one order, so a struct in
+    that order decodes a full invoice in ~40% less time. Only speed depends on it.
+    """
+    if not samples:
+        return fields
+    position = {key: index for index, key in enumerate(samples[0])}
+    return dict(sorted(fields.items(), key=lambda item: position.get(item[0], len(position))))
+
+
+def _inside(samples: Sequence[Mapping[str, t.Any]], name: str) -> list[Mapping[str, t.Any]]:
+    """The objects under ``name`` in ``samples``: the object itself, or an array's items."""
+    found: list[Mapping[str, t.Any]] = []
+    for sample in samples:
+        value = sample.get(name)
+        found += [
+            item
+            for item in (value if isinstance(value, list) else [value])
+            if isinstance(item, dict)
+        ]
+    return found
 
 
 def _define(
@@ -132,24 +170,27 @@ def _rewrite(
     plan: DecimalPlan,
     extra: Collection[str],
     keys: Mapping[str, t.Any] | None = None,
+    samples: Sequence[Mapping[str, t.Any]] = (),
 ) -> type[msgspec.Struct]:
     """A struct type re-encoding ``schema``'s objects with their decimals as numbers.
 
     Every declared property is a field, missing ones left out (``UNSET``); below the
-    top level, so are the ``extra`` keys learned; any other key fails.
+    top level, so are the ``extra`` keys learned; any other key fails. Fields follow
+    the key order of ``samples``, and so do the objects encoded.
     """
     properties = schema["properties"]
     fields: dict[str, t.Any] = dict.fromkeys(properties, Raw)
     fields.update(dict.fromkeys(plan.numbers, Decimal | None))
     for name, sub in plan.objects.items():
-        fields[name] = _rewrite(properties[name], sub, extra) | None
+        fields[name] = _rewrite(properties[name], sub, extra, samples=_inside(samples, name)) | None
     for name, sub in plan.arrays.items():
-        fields[name] = list[_rewrite(properties[name]["items"], sub, extra)] | None  # type: ignore[misc]
+        items = _rewrite(properties[name]["items"], sub, extra, samples=_inside(samples, name))
+        fields[name] = list[items] | None  # type: ignore[valid-type]
     if keys is None:
         fields.update({name: Raw for name in extra if name not in fields})
     else:
         fields.update(keys)
-    return _define(fields, UNSET, top=keys is not None, forbid=True)
+    return _define(_in_order(fields, samples), UNSET, top=keys is not None, forbid=True)
 
 
 def page_reader(
@@ -160,6 +201,16 @@ def page_reader(
     if names & {"id", replication_key}:
         return None
     return PageReader(schema, plan, replication_key)
+
+
+class _Compiled(t.NamedTuple):
+    """A reader's decoding, swapped whole when relearned (a worker may be decoding)."""
+
+    top: msgspec.json.Decoder[msgspec.Struct]
+    #: The struct attributes holding the id and the bookmark.
+    id: str
+    bookmark: str
+    check: Callable[[msgspec.Struct], None] | None
 
 
 class PageReader:
@@ -174,6 +225,7 @@ class PageReader:
     ) -> None:
         self.replication_key = replication_key
         self._schema = schema
+        self._plan = plan
         #: Set when decimals are emitted as numbers: records are then re-encoded.
         self._numbers = plan if plan is not None and not plan.as_text else None
         self._keys: dict[str, t.Any] = {"id": int}
@@ -182,20 +234,23 @@ class PageReader:
         #: Unknown keys seen in nested objects, and how many failures may still teach some.
         self._extra: set[str] = set()
         self._learn = LEARN_FROM
+        #: The first records read, whose key order the structs follow (``_in_order``).
+        self._samples: list[Mapping[str, t.Any]] | None = None
         self._lock = threading.Lock()
-        self._check: Callable[[msgspec.Struct], None] | None = None
-        if self._numbers is not None:
-            self._build(_rewrite(schema, self._numbers, self._extra, self._keys))
-        else:
-            self._build(_struct(schema, plan, keys=self._keys))
-            if plan is not None:
-                self._check = _checker(schema, plan, self._by_name)
+        self._compiled = self._compile()
 
-    def _build(self, top: type[msgspec.Struct]) -> None:
-        self._by_name = {field.encode_name: field.name for field in msgspec.structs.fields(top)}
-        self._id = self._by_name["id"]
-        self._bookmark = self._by_name[self.replication_key] if self.replication_key else ""
-        self._top = msgspec.json.Decoder(top)
+    def _compile(self) -> _Compiled:
+        samples = self._samples or ()
+        if self._numbers is not None:
+            top = _rewrite(self._schema, self._numbers, self._extra, self._keys, samples)
+        else:
+            top = _struct(self._schema, self._plan, keys=self._keys, samples=samples)
+        by_name = {field.encode_name: field.name for field in msgspec.structs.fields(top)}
+        check = None
+        if self._numbers is None and self._plan is not None:
+            check = _checker(self._schema, self._plan, by_name, samples)
+        bookmark = by_name[self.replication_key] if self.replication_key else ""
+        return _Compiled(msgspec.json.Decoder(top), by_name["id"], bookmark, check)
 
     def __call__(self, body: bytes) -> list[Record]:
         """The page's records; raises like ``rawjson.decode`` on a broken or odd body."""
@@ -203,23 +258,38 @@ class PageReader:
             elements = _elements.decode(rawjson.compact(body))
         except msgspec.ValidationError:
             return t.cast("list[Record]", rawjson.decode(body, raw=False))
+        if self._samples is None:
+            self._learn_order(elements)
         return [self.record(raw) for raw in elements]
+
+    def _learn_order(self, elements: list[Raw]) -> None:
+        """Order the structs as the first page's records hold their keys (once)."""
+        samples: list[Mapping[str, t.Any]] = []
+        for raw in elements[:SAMPLES]:
+            with contextlib.suppress(msgspec.DecodeError):
+                if isinstance(sample := _any.decode(raw), dict):
+                    samples.append(sample)
+        with self._lock:
+            if self._samples is None:
+                self._samples = samples
+                self._compiled = self._compile()
 
     def record(self, raw: Raw) -> Record:
         """One record: passed through (re-encoded), or opened one level deep to be shaped."""
+        compiled = self._compiled
         try:
-            top = self._top.decode(raw)
-            if self._check is not None:
-                self._check(top)
+            top = compiled.top.decode(raw)
+            if compiled.check is not None:
+                compiled.check(top)
             # A non-finite decimal ("NaN") fails here: shaping nulls and reports it.
             body = raw if self._numbers is None else Raw(_numbers.encode(top))
         except (msgspec.ValidationError, ValueError):
             if self._numbers is not None and self._learn > 0:
                 self._learn_keys(raw)
             return t.cast("Record", rawjson.open_object(raw))
-        record = RawRecord(body, {"id": getattr(top, self._id)})
+        record = RawRecord(body, {"id": getattr(top, compiled.id)})
         if self.replication_key:
-            bookmark = getattr(top, self._bookmark)
+            bookmark = getattr(top, compiled.bookmark)
             if bookmark is not UNSET:
                 record[self.replication_key] = bookmark
         return record
@@ -238,7 +308,7 @@ class PageReader:
             unknown = set(_unknown_keys(record, self._schema, self._numbers)) - self._extra
             if unknown:
                 self._extra |= unknown
-                self._build(_rewrite(self._schema, self._numbers, self._extra, self._keys))
+                self._compiled = self._compile()
 
 
 def _unknown_keys(
@@ -257,16 +327,21 @@ def _unknown_keys(
 
 
 def _checker(
-    schema: Mapping[str, t.Any], plan: DecimalPlan, by_name: Mapping[str, str]
+    schema: Mapping[str, t.Any],
+    plan: DecimalPlan,
+    by_name: Mapping[str, str],
+    samples: Sequence[Mapping[str, t.Any]],
 ) -> Callable[[msgspec.Struct], None]:
     """The lax check of a strict decode's decimal strings: all in C, no value in Python.
 
     The decimals (and the objects holding some) are copied from the strict decode into
-    a struct of their own, encoded, and decoded again laxly as finite floats.
+    a struct of their own, encoded, and decoded again laxly as finite floats. Its top
+    level is filled by position; below, objects keep the order the decode gave them.
     """
     names = [*plan.numbers, *plan.objects, *plan.arrays]
-    strict = _struct(schema, plan)
-    lax = msgspec.json.Decoder(_struct(schema, plan, lax=True), strict=False)
+    strict = _struct(schema, plan, samples=samples, ordered=False)
+    lax_struct = _struct(schema, plan, lax=True, samples=samples, ordered=False)
+    lax = msgspec.json.Decoder(lax_struct, strict=False)
     pick = operator.attrgetter(*(by_name[name] for name in names))
     single = len(names) == 1
 
