@@ -119,8 +119,8 @@ def _in_order(fields: dict[str, t.Any], samples: Sequence[Mapping[str, t.Any]]) 
 
     msgspec matches a key against the field after the last one matched first: keys
     arriving in field order cost one comparison each, keys in another order a search
-    through the fields. Coupa sends a resource's keys in one order, so a struct in
-    that order decodes a full invoice in ~40% less time. Only speed depends on it.
+    through the fields. Coupa sends a resource's keys in one order; in that order, a
+    full invoice's check took ~38 µs instead of ~45. Only speed depends on it.
     """
     if not samples:
         return fields
@@ -269,6 +269,8 @@ class PageReader:
             with contextlib.suppress(msgspec.DecodeError):
                 if isinstance(sample := _any.decode(raw), dict):
                     samples.append(sample)
+        if not samples:
+            return  # an empty page teaches nothing: the next one will
         with self._lock:
             if self._samples is None:
                 self._samples = samples

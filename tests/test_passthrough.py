@@ -229,3 +229,13 @@ def test_the_structs_follow_the_key_order_of_the_first_page() -> None:
     fields = msgspec.structs.fields(strings._compiled.top.type)
     names = [field.encode_name for field in fields]
     assert [name for name in names if name in sent] == list(sent)
+
+
+def test_the_key_order_is_learned_from_the_first_page_with_records() -> None:
+    built = reader(string_schema())
+    assert built(b"[]") == []
+    sent = {"name": "n", "total": "1", "id": 1}
+    [passed] = built(msgspec.json.encode([sent]))
+    assert isinstance(passed, RawRecord)
+    names = [field.encode_name for field in msgspec.structs.fields(built._compiled.top.type)]
+    assert [name for name in names if name in sent] == list(sent)
