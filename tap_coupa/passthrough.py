@@ -31,7 +31,6 @@ schema's for keys it lacked: the same JSON object.
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import sys
 import threading
@@ -264,11 +263,9 @@ class PageReader:
 
     def _learn_order(self, elements: list[Raw]) -> None:
         """Order the structs as the first page's records hold their keys (once)."""
-        samples: list[Mapping[str, t.Any]] = []
-        for raw in elements[:SAMPLES]:
-            with contextlib.suppress(msgspec.DecodeError):
-                if isinstance(sample := _any.decode(raw), dict):
-                    samples.append(sample)
+        # Each element is valid JSON already: the page was split by decoding it.
+        decoded = (_any.decode(raw) for raw in elements[:SAMPLES])
+        samples: list[Mapping[str, t.Any]] = [item for item in decoded if isinstance(item, dict)]
         if not samples:
             return  # an empty page teaches nothing: the next one will
         with self._lock:
