@@ -10,6 +10,8 @@ import atexit
 import dataclasses
 import io
 import json
+import subprocess
+import sys
 import typing as t
 from decimal import Decimal
 from pathlib import Path
@@ -83,6 +85,29 @@ def test_the_collector_is_paused_for_start_up_and_runs_once_records_flow(
     assert fake.frozen == 1
 
     assert at_exit == [fake.freeze], "the heap is not frozen at exit"
+
+
+#: Counts the collections that run from the command's first line on, in a fresh process
+#: (the test suite's forked taps have their modules imported already).
+COUNT_COLLECTIONS = """
+import atexit, gc, sys
+runs = []
+atexit.register(lambda: print("collections:", len(runs), file=sys.stderr))
+gc.callbacks.append(lambda phase, info: phase == "start" and runs.append(info))
+sys.argv = ["tap-coupa", "--about", "--format", "json"]
+from tap_coupa.__main__ import main
+runs.clear()
+main()
+"""
+
+
+@pytest.mark.unit
+def test_no_collection_runs_while_the_command_imports_the_sdk() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_COLLECTIONS], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout)["name"] == "tap-coupa", "the command ran"
+    assert "collections: 0" in done.stderr, done.stderr[-300:]
 
 
 #: Top-level collections, each a page or two in the sandbox below.
