@@ -2,6 +2,8 @@
 
 import gc
 
+from tap_coupa import tls
+
 
 def main() -> None:
     """Run the CLI with the garbage collector off from its first line.
@@ -12,6 +14,7 @@ def main() -> None:
     the collector off until records flow; here it is off before the imports too.
     """
     gc.disable()
+    tls.load_ahead()  # the CA bundle loads on a thread meanwhile (see ``tls``)
     from tap_coupa.tap import TapCoupa  # here: imported with the collector off
 
     TapCoupa.cli()

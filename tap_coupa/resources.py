@@ -17,7 +17,7 @@ from functools import cached_property
 
 import httpx
 
-from tap_coupa import __version__
+from tap_coupa import __version__, tls
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
 from tap_coupa.errors import CoupaConfigError, CoupaError
 from tap_coupa.http import CoupaHTTP
@@ -76,7 +76,7 @@ class SyncResources:
     @cached_property
     def tls(self) -> ssl.SSLContext:
         """TLS verification as httpx does it by default, set up once (loading CAs is slow)."""
-        return httpx.create_ssl_context()
+        return tls.context()
 
     def connect(self) -> httpx.Client:
         """A keep-alive client with the tap's timeouts and headers, never redirected."""

@@ -10,12 +10,15 @@ import atexit
 import dataclasses
 import io
 import json
+import ssl
 import subprocess
 import sys
+import threading
 import typing as t
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from singer_sdk.helpers._util import load_json
 from singer_sdk.singerlib import Catalog
@@ -23,6 +26,7 @@ from singer_sdk.singerlib import Catalog
 from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa import resources as resources_module
 from tap_coupa import tap as tap_module
+from tap_coupa import tls
 from tap_coupa.auth import CoupaOAuthAuthenticator
 from tap_coupa.catalog import LazyEntry
 from tap_coupa.resources import SyncResources
@@ -108,6 +112,26 @@ def test_no_collection_runs_while_the_command_imports_the_sdk() -> None:
     )
     assert json.loads(done.stdout)["name"] == "tap-coupa", "the command ran"
     assert "collections: 0" in done.stderr, done.stderr[-300:]
+
+
+@pytest.mark.unit
+def test_the_first_connection_verifies_with_the_ca_bundle_loaded_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created: list[tuple[str, ssl.SSLContext]] = []
+
+    def create_ssl_context() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        created.append((threading.current_thread().name, context))
+        return context
+
+    monkeypatch.setattr(httpx, "create_ssl_context", create_ssl_context)
+    tls.load_ahead()
+    first = SyncResources(settings(), scopes=list, sync_order=list).tls
+    later = SyncResources(settings(), scopes=list, sync_order=list).tls
+    assert [name for name, _ in created] == ["tap-coupa-tls", "MainThread"]
+    assert first is created[0][1], "the first connection did not take the bundle loaded ahead"
+    assert later is created[1][1], "a bundle loaded ahead is taken once"
 
 
 #: Top-level collections, each a page or two in the sandbox below.
