@@ -32,7 +32,9 @@ def load_ahead() -> None:
             future.set_exception(exc)
 
     _Ahead.future = future
-    threading.Thread(target=load, name="tap-coupa-tls", daemon=True).start()
+    # Not a daemon: a run that ends at once (a bad setting) waits the few milliseconds
+    # for it, where ending the interpreter under OpenSSL's loading crashes the process.
+    threading.Thread(target=load, name="tap-coupa-tls").start()
 
 
 def context() -> ssl.SSLContext:
