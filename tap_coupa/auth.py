@@ -15,7 +15,7 @@ from singer_sdk.helpers._util import utc_now
 from typing_extensions import override
 
 from tap_coupa import retry
-from tap_coupa.errors import CoupaAuthError, snippet
+from tap_coupa.errors import CoupaAuthError, hide, snippet
 
 #: Renew this many seconds before Coupa's stated expiry, so no request carries a
 #: token that expires in flight.
@@ -60,6 +60,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         max_retries: int = 0,
     ) -> None:
         """``max_retries``: repeats of a token request Coupa may answer later (see ``_post``)."""
+        hide(client_secret)  # an error body may echo the token request's form
         super().__init__(
             auth_endpoint=token_url,
             oauth_scopes=" ".join(scopes),
@@ -119,6 +120,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
             )
             raise CoupaAuthError(msg) from None
         self.access_token = str(token)
+        hide(self.access_token)
         expires_in = payload.get("expires_in")
         self.expires_in = int(expires_in) if expires_in else None
         self.last_refreshed = requested_at
@@ -204,6 +206,7 @@ class CoupaAPIKeyAuthenticator(APIKeyAuthenticator):
     """Legacy ``X-COUPA-API-KEY`` authentication (Coupa retired new API keys in R35)."""
 
     def __init__(self, *, api_key: str) -> None:
+        hide(api_key)  # an error body may echo the request's headers
         super().__init__(key="X-COUPA-API-KEY", value=api_key, location="header")
 
     def headers(self) -> dict[str, str]:

@@ -2,14 +2,58 @@
 
 from __future__ import annotations
 
+import json
+import typing as t
+from urllib.parse import quote, quote_plus
+
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 SNIPPET_CHARS = 200
+HIDDEN = "***"
+
+
+class _Secrets:
+    """The secret values this process holds: settings marked secret, minted tokens."""
+
+    spellings: t.ClassVar[set[str]] = set()
+
+
+def hide(*secrets: object) -> None:
+    """Never show these values in what ``redact`` cleans, in any spelling a body echoes.
+
+    A proxy or a server may echo the request in its error body (the token request's
+    form, the Authorization header), and a schema validator quotes the value it
+    rejects: as sent, form- or URL-encoded, or escaped in a repr or JSON string.
+    Every string inside a value is hidden, whatever its type (a list, an object).
+    """
+    for secret in secrets:
+        if isinstance(secret, str) and secret:
+            _Secrets.spellings.update(
+                {
+                    secret,
+                    quote_plus(secret),
+                    quote(secret, safe=""),
+                    repr(secret)[1:-1],
+                    json.dumps(secret)[1:-1],
+                }
+            )
+        elif isinstance(secret, dict):
+            hide(*secret.values())
+        elif isinstance(secret, (list, tuple)):
+            hide(*secret)
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret ``hide`` was given replaced by ``***``."""
+    for spelling in sorted(_Secrets.spellings, key=len, reverse=True):
+        if spelling in text:
+            text = text.replace(spelling, HIDDEN)
+    return text
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """Shorten a response body to one log-friendly line."""
-    flat = " ".join(text.split())
+    """Shorten a response body to one log-friendly line, with no secret in it."""
+    flat = " ".join(redact(text).split())
     return flat if len(flat) <= limit else f"{flat[:limit]}…"
 
 

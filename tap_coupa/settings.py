@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pendulum
 from singer_sdk import typing as th
 
-from tap_coupa.errors import CoupaConfigError
+from tap_coupa.errors import CoupaConfigError, hide
 from tap_coupa.instants import parse_instant
 from tap_coupa.pagination import MAX_PAGE_SIZE
 from tap_coupa.query import parse_fields
@@ -261,6 +261,15 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
 ).to_dict()
+#: Settings never shown: not in errors, not in snippets of bodies that echo them.
+SECRET_SETTINGS = tuple(
+    name for name, spec in SETTINGS_SCHEMA["properties"].items() if spec.get("secret")
+)
+
+
+def hide_secrets(config: Mapping[str, t.Any]) -> None:
+    """Register the secret settings' values for redaction (``errors.hide``), as given."""
+    hide(*(config.get(name) for name in SECRET_SETTINGS))
 
 
 @dataclass(frozen=True)
@@ -330,6 +339,7 @@ class Settings:
 
         ``streams`` are every stream's name, ``collections`` the top-level ones.
         """
+        hide_secrets(config)
         value = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
         base_url = str(value["base_url"]).strip()
         origin = _origin(base_url, allow_http=bool(value["allow_http"]))

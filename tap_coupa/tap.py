@@ -32,9 +32,9 @@ from tap_coupa.catalog import (
 )
 from tap_coupa.collection import CollectionStream
 from tap_coupa.discovery import discover_custom_fields
-from tap_coupa.errors import CoupaConfigError, CoupaError
+from tap_coupa.errors import CoupaConfigError, CoupaError, redact
 from tap_coupa.resources import SyncResources
-from tap_coupa.settings import SETTINGS_SCHEMA, Settings
+from tap_coupa.settings import SETTINGS_SCHEMA, Settings, hide_secrets
 from tap_coupa.state import check_state, state_file_problem
 from tap_coupa.streams import load_schema, registry, stream_types
 from tap_coupa.writer import BatchingWriter
@@ -118,6 +118,8 @@ class TapCoupa(Tap):
         atexit.register(gc.freeze)
         super(Tap, cls).invoke(about=about, about_format=about_format)  # --about, as Tap.invoke
         cls.print_version(print_fn=cls.logger.info)
+        if config:
+            hide_secrets(config.config)  # a rejected value is quoted in its error
         try:
             tap = cls(
                 config=config.config if config else {},
@@ -127,12 +129,15 @@ class TapCoupa(Tap):
                 validate_config=True,
             )
             tap.sync_all()
-        except ConfigValidationError as exc:
+        except CoupaConfigError as exc:  # says which input (setting, state, catalog) it is
+            cls.logger.error("%s", redact(str(exc)))
+            sys.exit(1)
+        except ConfigValidationError as exc:  # the settings' schema, as the SDK checks it
             for line in exc.errors or [str(exc)]:
-                cls.logger.error("Invalid config: %s", line)
+                cls.logger.error("Invalid config: %s", redact(line))
             sys.exit(1)
         except CoupaError as exc:
-            cls.logger.error("%s", exc)
+            cls.logger.error("%s", redact(str(exc)))
             sys.exit(1)
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import typing as t
 from collections.abc import Iterator
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
@@ -285,3 +286,43 @@ def test_the_token_is_taken_after_the_rate_limiter_lets_the_request_go(
     server.script("/api/invoices", Reply(body=[{"id": 1}]))
     assert get(http) == [{"id": 1}]
     assert events == ["limiter", "token"]
+
+
+def test_bodies_that_echo_the_request_never_show_the_secret_or_the_token() -> None:
+    """A proxy may echo the token request's form, a server the Authorization header."""
+    secret = "p@ss w+rd/é-9Kq"  # spelled differently when form-encoded
+    echoed = f"Bad request: grant_type=client_credentials&client_secret={quote_plus(secret)}"
+    with ScriptedServer() as srv:
+
+        def authenticator() -> CoupaOAuthAuthenticator:
+            return CoupaOAuthAuthenticator(
+                token_url=f"{srv.url}/oauth2/token",
+                client_id="cid",
+                client_secret=secret,
+                scopes=["core.invoice.read"],
+                client=httpx.Client(timeout=5),
+                timeout=5,
+            )
+
+        srv.script("/oauth2/token", Reply(400, raw=echoed.encode()))
+        with pytest.raises(CoupaAuthError) as refused:
+            authenticator().headers()
+        assert srv.requests_to("/oauth2/token")[0].form["client_secret"] == secret
+        assert "client_secret=***" in str(refused.value), "the echo is what was logged"
+        assert quote_plus(secret) not in str(refused.value)
+
+        token = "tok-Zr8-echoed"
+        srv.script("/oauth2/token", Reply(body={**TOKEN, "access_token": token}))
+        srv.script("/api/invoices", Reply(500, raw=f"Invalid Bearer {token}".encode()))
+        http = CoupaHTTP(
+            api_base=f"{srv.url}/api",
+            authenticator=authenticator(),
+            limiter=RateLimiter(1000, 100),
+            connect=lambda: httpx.Client(timeout=5),
+            max_retries=0,
+        )
+        with pytest.raises(CoupaError) as failed:
+            get(http)
+        assert srv.requests_to("/api/invoices")[0].headers["Authorization"] == f"Bearer {token}"
+        assert "Invalid Bearer ***" in str(failed.value)
+        assert token not in str(failed.value)

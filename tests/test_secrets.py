@@ -69,3 +69,16 @@ def test_no_secret_in_output_logs_or_state(tap: TapRunner, minted: list[str]) ->
     for path in tap.tmp_path.glob("*.json"):
         if path.name.startswith("state"):
             assert_clean(path.read_text(), secrets)
+
+
+def test_a_secret_setting_of_the_wrong_type_is_not_quoted_in_its_error(tap: TapRunner) -> None:
+    """The settings' schema check quotes the value it rejects, whatever its type."""
+    with Sandbox(SandboxConfig(seed=2, client_secret=SECRET)) as sb:
+        settings = {"base_url": sb.url, "client_id": "sandbox-client"}
+        for value in ([SECRET], {"value": SECRET}):
+            run = tap.run({**settings, "client_secret": value}, ["users"], check=False)
+            assert run.returncode == 1
+            errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+            assert len(errors) == 1, run.stderr[-500:]
+            assert "client_secret" in errors[0], "the error names the setting"
+            assert_clean(run.stderr, [SECRET])
