@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import threading
+import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -213,6 +214,7 @@ class CoupaHTTP:
         url = f"{self.api_base}/{call.path}"
         if not self.limiter.acquire(call.cancelled):
             return Page([], None, skipped=True)
+        sent_at = time.monotonic()
         # The token is taken at send time, not before waiting for the rate limiter: one
         # that expired in the queue would be rejected, and a second 401 is final.
         headers = {"Accept": "application/json", **self.auth.headers()}
@@ -246,7 +248,7 @@ class CoupaHTTP:
                 msg = "HTTP 401: token rejected, minting a new one"
                 raise CoupaRetriableError(msg, retry_after=0.0)
         if status == httpx.codes.TOO_MANY_REQUESTS:
-            self.limiter.throttled()
+            self.limiter.throttled(sent_at)
             self._count(call, throttled=1)
         if status in retry.RETRY_STATUSES:
             msg = f"HTTP {status} {snippet(response.text, 120)!r}"

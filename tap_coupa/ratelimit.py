@@ -3,18 +3,25 @@
 Coupa allows 25 requests/s with a burst of 20 per instance and answers 429 beyond
 that, often without ``Retry-After``. Pacing requests here, slightly under the limit,
 keeps the server's bucket from ever emptying; a 429 that still arrives (another
-client on the same instance, a stricter instance) cuts the rate, which then creeps
-back up while requests succeed.
+client on the same instance, a stricter instance) cuts the rate, which then climbs
+back while requests succeed.
 
-It is a token bucket in its "virtual scheduling" form: each request reserves the next
-free send time under a lock and sleeps until then, once. Dozens of waiting threads
-therefore do not wake up together to race for each token, which would cost the
-thread that decodes and emits records its CPU.
+It is a token bucket whose level may go below zero: each request takes a token under
+a lock, and one taken below zero tells it how long to sleep, once. Dozens of waiting
+threads therefore do not wake up together to race for each token, which would cost
+the thread that decodes and emits records its CPU. The level is in tokens, not in
+time, so a rate that changes (cut by a 429, recovering) holds for every later turn.
+
+A storm of 429s answers requests sent together: the rate is cut once for them, not
+once for each (as TCP halves its window once per round trip). Cut for each, ten
+concurrent 429s left 3% of the rate, and the slow climb back stalled a sync for tens
+of seconds after a one-second storm.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import typing as t
@@ -24,8 +31,9 @@ if t.TYPE_CHECKING:
 
 #: After a 429 the rate is multiplied by this factor...
 DECREASE_FACTOR = 0.7
-#: ...and regains this many requests/s for every second without one.
-RECOVERY_PER_S = 0.5
+#: ...and regains this share of the maximum rate for every second without one (from
+#: one cut back to the maximum in 3 s).
+RECOVERY_SHARE_PER_S = 0.1
 MIN_RATE = 0.5
 #: A waiting request re-checks whether it is still wanted this often.
 CHECK_EVERY_S = 0.25
@@ -42,9 +50,12 @@ class RateLimiter:
         self.burst = max(1, burst)
         self._lock = threading.Lock()
         self._updated = time.monotonic()
-        #: When the bucket would be full again: sending at ``_full - burst/rate`` or
-        #: later keeps within the burst.
-        self._full = self._updated
+        #: Tokens in the bucket at ``_updated``; below zero, turns handed out that the
+        #: bucket has yet to refill.
+        self._tokens = float(self.burst)
+        #: When the rate was last cut: a 429 to a request sent before then is the same
+        #: storm's.
+        self._cut_at = -math.inf
         self._local = threading.local()
         #: Blocks until a request can be sent at all (the first token is minted).
         self._ready: t.Callable[[], object] | None = ready
@@ -75,9 +86,15 @@ class RateLimiter:
         finally:
             self._local.granted = False
 
-    def _recover(self, now: float) -> None:
+    def _advance(self, now: float) -> None:
+        """Refill the bucket, and recover the rate, for the time since the last update."""
+        elapsed = now - self._updated
+        if elapsed <= 0:
+            return
+        self._tokens = min(self.burst, self._tokens + self.rate * elapsed)
         if self.rate < self.max_rate:
-            self.rate = min(self.max_rate, self.rate + RECOVERY_PER_S * (now - self._updated))
+            regained = RECOVERY_SHARE_PER_S * self.max_rate * elapsed
+            self.rate = min(self.max_rate, self.rate + regained)
         self._updated = now
 
     def acquire(self, cancelled: t.Callable[[], bool] | None = None) -> bool:
@@ -88,21 +105,26 @@ class RateLimiter:
         self._start()
         with self._lock:
             now = time.monotonic()
-            self._recover(now)
-            interval = 1 / self.rate
-            full = max(self._full, now)
-            send_at = max(now, full - (self.burst - 1) * interval)
-            self._full = full + interval
+            self._advance(now)
+            self._tokens -= 1
+            send_at = now + max(0.0, -self._tokens / self.rate)
         while (wait := send_at - time.monotonic()) > 0:
             if cancelled is not None and cancelled():
                 return False
             time.sleep(min(wait, CHECK_EVERY_S))
         return cancelled is None or not cancelled()
 
-    def throttled(self) -> None:
-        """Coupa answered 429: slow down and give up the burst allowance."""
+    def throttled(self, sent_at: float | None = None) -> None:
+        """Coupa answered 429 to a request sent at ``sent_at``: slow down.
+
+        Its bucket is empty, so the burst allowance goes. The rate is cut unless it
+        was already cut after that request was sent: then the 429 is of the storm
+        the cut answered.
+        """
         with self._lock:
             now = time.monotonic()
-            self._recover(now)
-            self.rate = max(MIN_RATE, self.rate * DECREASE_FACTOR)
-            self._full = max(self._full, now + self.burst / self.rate)
+            self._advance(now)
+            self._tokens = min(self._tokens, 0.0)
+            if sent_at is None or sent_at > self._cut_at:
+                self.rate = max(MIN_RATE, self.rate * DECREASE_FACTOR)
+                self._cut_at = now

@@ -83,3 +83,27 @@ def test_the_burst_starts_once_requests_can_be_sent(clock: FakeClock) -> None:
     assert calls == [1000.0], "the limiter waited for ready once"
     assert times[:4] == [1.0] * 4, "the burst goes out when ready returned"
     assert times[4] == pytest.approx(1.04), "not the turns of the second it waited"
+
+
+def test_a_storm_of_429s_cuts_the_rate_once_and_the_pace_comes_back_in_seconds(
+    clock: FakeClock,
+) -> None:
+    """Ten concurrent requests answered 429 are one storm: one cut, not ten."""
+    limiter = RateLimiter(rate=25, burst=16)
+    send_times(limiter, clock, 16)
+    sent_together = clock.now
+    for _ in range(10):
+        limiter.throttled(sent_at=sent_together)
+    assert limiter.rate == pytest.approx(25 * 0.7), "cut once for the storm"
+    assert limiter.acquire()
+    limiter.throttled(sent_at=clock.now)
+    # (less the little it regained while that request waited for its turn)
+    assert limiter.rate == pytest.approx(25 * 0.7 * 0.7, rel=0.02), "a 429 after the cut cuts again"
+
+    times = send_times(limiter, clock, 40)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(gaps)), "waits only shorten"
+    assert times[-1] - times[0] < 3.0, f"40 requests took {times[-1] - times[0]:.1f} s"
+    clock.now += 5
+    assert limiter.acquire()
+    assert limiter.rate == pytest.approx(25), "back to the maximum within seconds"
