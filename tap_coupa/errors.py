@@ -10,6 +10,10 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, Retriabl
 
 SNIPPET_CHARS = 200
 HIDDEN = "***"
+#: Shorter values are not hidden: Coupa's secrets and tokens are long and random, and
+#: hiding, say, a one-letter test secret would garble every message (and the phrases
+#: read from a body, such as Coupa's "No results match your search criteria").
+MIN_SECRET_CHARS = 8
 
 
 class _Secrets:
@@ -27,7 +31,7 @@ def hide(*secrets: object) -> None:
     Every string inside a value is hidden, whatever its type (a list, an object).
     """
     for secret in secrets:
-        if isinstance(secret, str) and secret:
+        if isinstance(secret, str) and len(secret) >= MIN_SECRET_CHARS:
             _Secrets.spellings.update(
                 {
                     secret,
