@@ -20,7 +20,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
-from tap_coupa.decimals import with_sizes
+from tap_coupa.decimals import conformed
 from tap_coupa.pagination import CoupaOffsetPaginator
 from tap_coupa.passthrough import PageReader, RawRecord, page_reader
 from tap_coupa.projection import from_schema, merge
@@ -250,9 +250,9 @@ class CoupaStream(RESTStream[int]):
 
     @override
     def _generate_schema_messages(self) -> Generator[singer.SchemaMessage, None, None]:
-        """SCHEMA messages with the DECIMAL sizes that the SDK's catalog model drops."""
+        """SCHEMA messages whose decimals are spelled as the records hold them, sized."""
         for message in super()._generate_schema_messages():
-            message.schema = with_sizes(message.schema, self.schema)
+            message.schema = conformed(message.schema, self.schema)
             yield message
 
     @override

@@ -209,15 +209,18 @@ def decimals_as_strings(schema: Schema) -> None:
             decimals_as_strings(prop.get("items", prop))
 
 
-def with_sizes(schema: Schema, sized: Schema) -> Schema:
-    """``schema`` with the precision and scale that ``sized`` gives the same decimals.
+def conformed(schema: Schema, own: Schema) -> Schema:
+    """``schema`` (the catalog's) with each decimal spelled as ``own`` (the tap's) spells it.
 
-    The SDK's catalog model drops these keywords, so a schema read back from a catalog
-    would otherwise reach the target without its DECIMAL sizes.
+    The records follow the tap's own schema for this run's ``decimal_format``; a
+    catalog discovered with the other format spells the same decimals as numbers
+    where the records hold strings, or the reverse. The SDK's catalog model also drops
+    precision and scale, which size the target's DECIMAL columns. The catalog's
+    choice of properties is kept.
     """
-    if "items" in schema and isinstance(sized.get("items"), dict):
-        return {**schema, "items": with_sizes(schema["items"], sized["items"])}
-    props, known = schema.get("properties"), sized.get("properties") or {}
+    if "items" in schema and isinstance(own.get("items"), dict):
+        return {**schema, "items": conformed(schema["items"], own["items"])}
+    props, known = schema.get("properties"), own.get("properties") or {}
     if not isinstance(props, dict):
         return schema
     merged: Schema = {}
@@ -225,8 +228,8 @@ def with_sizes(schema: Schema, sized: Schema) -> Schema:
         source = known.get(name)
         if not isinstance(source, dict):
             merged[name] = prop
-        elif is_decimal(prop):
-            merged[name] = {**prop, **{key: source[key] for key in SIZE_KEYS if key in source}}
+        elif is_decimal(prop) and is_decimal(source):
+            merged[name] = dict(source)
         else:
-            merged[name] = with_sizes(prop, source)
+            merged[name] = conformed(prop, source)
     return {**schema, "properties": merged}

@@ -6,10 +6,11 @@ import re
 import typing as t
 from decimal import Decimal
 
+import jsonschema
 import pytest
 
 from coupa_sandbox import Sandbox
-from tap_coupa.decimals import DecimalPlan
+from tap_coupa.decimals import SINGER_DECIMAL, DecimalPlan
 from tap_coupa.streams import load_schema, registry, stream_types
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, Output, TapRunner, tap_config
 from tests.scripted import Reply, ScriptedServer
@@ -19,6 +20,26 @@ pytestmark = pytest.mark.sandbox
 
 #: The log line of a stream whose records went out as the bytes sent (``passthrough``).
 PASSED = re.compile(r"Stream '([^']+)': (\d+) records passed through unshaped")
+
+
+@pytest.mark.parametrize(("discovered", "synced"), [("number", "string"), ("string", "number")])
+def test_records_match_their_schema_whatever_decimal_format_the_catalog_was_discovered_with(
+    sandbox: Sandbox, tap: TapRunner, discovered: str, synced: str
+) -> None:
+    streams = ["invoices", "invoice_lines", "purchase_orders", "expense_reports"]
+    tap.files(tap_config(sandbox, decimal_format=discovered), streams, None)  # the catalog
+    out = tap.run(tap_config(sandbox, decimal_format=synced), streams)
+    catalog = next(iter(tap.tmp_path.glob("catalog*.json"))).read_text()
+    spelled = f'"format": "{SINGER_DECIMAL}"' in catalog
+    assert spelled == (discovered == "string"), "the catalog was discovered the other way"
+    for name in streams:
+        validator = jsonschema.Draft7Validator(out.schemas[name]["schema"])
+        assert out.records[name], name
+        for record in out.records[name]:
+            error = next(validator.iter_errors(record), None)
+            assert error is None, f"{name}: {error.message if error else ''}"
+    total = out.schemas["invoices"]["schema"]["properties"]["gross-total"]
+    assert (total.get("format") == SINGER_DECIMAL) == (synced == "string"), total
 
 
 @pytest.mark.parametrize("decimal_format", ["number", "string"])

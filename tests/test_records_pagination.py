@@ -10,7 +10,7 @@ from decimal import Decimal
 import pendulum
 import pytest
 
-from tap_coupa.decimals import DecimalPlan, decimals_as_strings, with_sizes
+from tap_coupa.decimals import SINGER_DECIMAL, DecimalPlan, conformed, decimals_as_strings
 from tap_coupa.http import Page, parse_records
 from tap_coupa.instants import InstantMax
 from tap_coupa.pagination import CoupaOffsetPaginator
@@ -117,11 +117,24 @@ def test_sizes_dropped_by_a_catalog_are_restored() -> None:
     ]:
         del prop["precision"], prop["scale"]
     del from_catalog["properties"]["name"]  # deselected
-    restored = with_sizes(from_catalog, sized)
+    restored = conformed(from_catalog, sized)
     assert restored["properties"]["total"]["precision"] == 30
     assert restored["properties"]["lines"]["items"]["properties"]["price"]["scale"] == 20
     assert "name" not in restored["properties"]
     assert "precision" not in from_catalog["properties"]["total"], "the input is not modified"
+
+
+def test_a_catalog_of_the_other_decimal_format_is_spelled_as_the_records_are() -> None:
+    as_numbers = sized_schema()
+    as_strings = sized_schema()
+    decimals_as_strings(as_strings)
+    to_strings = conformed(as_numbers, as_strings)["properties"]
+    to_numbers = conformed(as_strings, as_numbers)["properties"]
+    assert to_strings["total"]["format"] == SINGER_DECIMAL
+    assert to_strings["lines"]["items"]["properties"]["price"]["type"] == ["string", "null"]
+    assert to_numbers["total"]["type"] == ["number", "null"]
+    assert "format" not in to_numbers["lines"]["items"]["properties"]["price"]
+    assert to_numbers["name"] == as_numbers["properties"]["name"], "the rest is the catalog's"
 
 
 def test_schema_without_numbers_has_no_plan() -> None:
