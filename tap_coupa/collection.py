@@ -192,13 +192,19 @@ class CollectionStream(CoupaStream):
         self.state_manager.is_flushed = False
 
     def _listing(self, after_id: int | None) -> IdScan:
-        """A scan of the stream's ids only, resuming after ``after_id``."""
+        """A scan of the stream's ids only, resuming after ``after_id``.
+
+        No 404 but Coupa's "no results" reads as an empty collection here: every id
+        the listing misses is reported deleted, so a proxy's or a maintenance page's
+        404 is retried, then fails the sync, as any other failure does.
+        """
         return IdScan(
             self._new_source(raw=True),
             self.get_new_paginator(),
             params=self.resources.listing_params(self.name, self.replication_key),
             max_in_flight=self.resources.settings.max_concurrency,
             after_id=after_id,
+            missing_ok=False,
         )
 
     def _checkpoint(self) -> None:

@@ -8,7 +8,10 @@ this listing does not. Why that never reports an existing record:
 
 * The ids compared are those the target holds: the first listing's, then each id
   the stream emits, less those reported. A record the tap never emitted (inserted and
-  deleted between two syncs) is never reported, so no target gets a phantom row.
+  deleted between two syncs) is never reported, so no target gets a phantom row; but
+  for one window: the first listing adopts every id it sees, so a record inserted
+  between the stream's scan and that listing, and deleted before the next sync, is
+  reported (once) without having been emitted.
 * Ids are never reused, and the scan yields every record that exists from the
   listing's start to its end (its gap-free guarantee). So a held id it does not yield
   did not exist, or did not match the filter, at some moment of the listing.
@@ -18,7 +21,10 @@ this listing does not. Why that never reports an existing record:
   had seen; ids that scans emit meanwhile join the held ones when it ends
   (``state.DeleteState``). A failed page fails the sync: nothing is compared.
 * A deletion is reported with the STATE that records the new listing right after it,
-  so it is reported once.
+  so it is reported once; an id it reports is not held again even if a scan emitted it
+  while the listing ran (``DeleteState.finish_listing``).
+* No 404 but Coupa's "no results" is read as an empty listing (``IdScan``'s
+  ``missing_ok``): a proxy's 404 would otherwise report every held id.
 
 The listing uses the stream's own filters and ``start_date``, not the bookmark: a
 record that stops matching a user's filter is reported as deleted (it left the

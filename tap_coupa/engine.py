@@ -293,7 +293,13 @@ class IdScan:
         after_id: int | None = None,
         since: str | None = None,
         on_page: Callable[[Page], None] | None = None,
+        missing_ok: bool = True,
     ) -> None:
+        """Set up the scan; nothing is requested until it is iterated.
+
+        ``missing_ok``: whether the first request may find the resource missing (a 404
+        that is not Coupa's "no results", read as an empty collection).
+        """
         self.source = source
         self.paginator = paginator
         self.since = since
@@ -302,7 +308,7 @@ class IdScan:
         self.base_id = after_id
         self.last_id = after_id
         self.on_page = on_page
-        self._opened = False
+        self._opened = not missing_ok
 
     def _params(
         self, *, offset: int, above: int | None, below: int | None, limit: int | None = None

@@ -237,7 +237,7 @@ class CoupaHTTP:
             if call.missing_ok or is_no_results(answer):
                 return Page([], _server_time(response), not_found=answer or "404")
             msg = (
-                f"HTTP 404 {answer!r} after records were found, which is not Coupa's "
+                f"HTTP 404 {answer!r} where the collection is known to exist, which is not Coupa's "
                 "'No results match your search criteria' (the only 404 that ends a scan); "
                 "if it persists, check that base_url reaches the instance directly"
             )

@@ -276,16 +276,19 @@ class DeleteState:
     def finish_listing(self, seen: IdRuns, started_at: str) -> None:
         """End a listing: held ids it saw, and those emitted while it ran, stay held.
 
-        The held ids it did not see were reported deleted. The first listing's ids
-        become the held ones.
+        The held ids it did not see were reported deleted; so they are not held again
+        even if a scan emitted them while the listing ran (it was killed, and the next
+        sync's scan came first): the report told the target to drop them, and holding
+        them would report them again. The first listing's ids become the held ones.
         """
         listing = self._entry.pop("listing", None) or {}
         known = self.known
+        emitted = _runs(listing.get("emitted"))
         if known is None:
             kept = seen
         else:
             kept = IdRuns.of(record_id for record_id in known if record_id in seen)
-        emitted = _runs(listing.get("emitted"))
+            emitted = IdRuns.of(i for i in emitted if i in seen or i not in known)
         self._entry["known"] = (kept | emitted).to_state()
         self._entry["checked_at"] = started_at
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import signal
+import typing as t
 
 import pendulum
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa.idruns import IdRuns
+from tap_coupa.state import DeleteState
 from tests.helpers import Output, TapRunner, tap_config
 
 pytestmark = pytest.mark.sandbox
@@ -133,3 +135,18 @@ def test_the_interval_skips_listings_and_remembers_what_was_emitted(
     ).isoformat()
     third = tap.run(config, [stream], state)
     assert sorted(reported(third, stream)) == sorted(deleted)
+
+
+def test_an_id_reported_deleted_is_not_held_again_when_a_scan_emitted_it_meanwhile() -> None:
+    """A killed listing, then the next sync's scan emits a held id, which then goes."""
+    entry: dict[str, object] = {}
+    held = DeleteState(entry)
+    held.finish_listing(IdRuns.of([1, 2, 3, 4]), "2025-01-01T00:00:00+00:00")  # the baseline
+    held.save_listing(2, IdRuns.of([1, 2]), "2025-01-02T00:00:00+00:00")  # killed after id 2
+    held.add_emitted(IdRuns.of([3, 9]))  # the next sync's scan, before the listing resumes
+    assert "emitted" in t.cast("dict[str, t.Any]", entry["listing"]), "kept for the listing's end"
+    held.finish_listing(IdRuns.of([1, 2, 4]), "2025-01-02T00:00:00+00:00")  # 3 is gone
+    known = held.known
+    assert known is not None
+    assert 3 not in known, "reported deleted by this listing: holding it reports it again"
+    assert list(known) == [1, 2, 4, 9], "9 was emitted after the listing began: held"

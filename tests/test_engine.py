@@ -98,6 +98,7 @@ def make_scan(
     since: str | None = "2024-01-01T00:00:00Z",
     seen: list[Page] | None = None,
     requests: InlineRequests | None = None,
+    missing_ok: bool = True,
 ) -> IdScan:
     http = CoupaHTTP(
         api_base="https://acme.coupahost.test/api",
@@ -121,6 +122,7 @@ def make_scan(
         max_in_flight=max_in_flight,
         since=since,
         on_page=None if seen is None else seen.append,
+        missing_ok=missing_ok,
     )
 
 
@@ -252,6 +254,20 @@ def test_a_404_on_the_first_page_is_a_missing_resource_not_a_failure() -> None:
     assert emitted(make_scan(coupa, seen=seen)) == []
     assert len(coupa.pages()) == 1, "not retried"
     assert "Not Found" in seen[0].not_found, "the answer is kept for the stream's warning"
+
+
+@pytest.mark.usefixtures("no_backoff_wait")
+def test_a_scan_that_may_not_meet_a_missing_resource_retries_its_first_404() -> None:
+    """The delete listing's: every id it misses would be reported deleted."""
+    coupa = Collection(range(1, 21))
+    failures = iter([httpx.Response(404, text="<html>404 Not Found</html>")])
+    coupa.before = lambda q: next(failures, None) if at_offset(0)(q) else None
+    assert emitted(make_scan(coupa, missing_ok=False)) == list(range(1, 21))
+    assert [q["offset"] for q in coupa.pages()].count("0") == 2, "the 404 was retried"
+
+    coupa.before = lambda q: httpx.Response(404, text="<html>404 Not Found</html>")
+    with pytest.raises(CoupaError, match="HTTP 404"):
+        emitted(make_scan(coupa, missing_ok=False))
 
 
 def test_a_server_that_ignores_id_gt_is_refused_not_read_forever() -> None:
