@@ -79,10 +79,17 @@ class CollectionStream(CoupaStream):
         """The scan this sync needs: resumed from ``progress``, or from the bookmark."""
         settings = self.resources.settings
         state = self._state(None)
+        if progress is None and not state.covers(self.emits):
+            self.logger.info(
+                "Stream %r: reading from start_date: the bookmark was left by a sync "
+                "that did not emit all of %s.",
+                self.name,
+                sorted(self.emits),
+            )
         since = (
             progress.since
             if progress
-            else state.since(settings.start_date, settings.lookback(self.name))
+            else state.since(settings.start_date, settings.lookback(self.name), self.emits)
         )
         required = ["id", *([self.replication_key] if self.replication_key else [])]
         params = self.resources.params(
@@ -102,12 +109,35 @@ class CollectionStream(CoupaStream):
             on_page=on_page,
         )
 
+    def _family(self) -> Iterator[CoupaStream]:
+        """The stream itself and every stream under it (children, grandchildren)."""
+        streams: list[CoupaStream] = [self]
+        while streams:
+            stream = streams.pop()
+            yield stream
+            streams.extend(t.cast("list[CoupaStream]", stream.child_streams))
+
+    @functools.cached_property
+    def emits(self) -> frozenset[str]:
+        """The selected streams this collection's scan emits: its own and its children's.
+
+        A child's rows come from its parent's records, so what the scan reads, and
+        the bookmark it leaves, is theirs too (see ``state``: ``streams``).
+        """
+        return frozenset(stream.name for stream in self._family() if stream.selected)
+
     def _state(self, context: Context | None) -> StreamState:
-        """The stream's state, read and written by the rules of its replication method."""
+        """The stream's state, read and written by the rules of its replication method.
+
+        A selected child forced to FULL_TABLE makes the scan full: its rows come from it.
+        """
+        full_table = any(
+            stream.replication_method == REPLICATION_FULL_TABLE
+            for stream in self._family()
+            if stream is self or stream.name in self.emits
+        )
         return StreamState(
-            self.get_context_state(context),
-            self.replication_key,
-            full_table=self.replication_method == REPLICATION_FULL_TABLE,
+            self.get_context_state(context), self.replication_key, full_table=full_table
         )
 
     def start(self) -> None:
@@ -117,6 +147,13 @@ class CollectionStream(CoupaStream):
 
     def _start(self) -> tuple[IdScan, Feed, _Run]:
         progress = self._state(None).progress
+        if progress is not None and not progress.covers(self.emits):
+            self.logger.info(
+                "Stream %r: not resuming the interrupted scan: it did not emit all of %s.",
+                self.name,
+                sorted(self.emits),
+            )
+            progress = None
         run = _Run(ScanClock(resumed=progress.started_at if progress else None), None)
         scan = self._scan(progress, run.on_page)
         if not {"fields", "return_object"} & {key for key, _ in scan.params}:
@@ -158,7 +195,11 @@ class CollectionStream(CoupaStream):
             yield record
             count += 1
             if count % CHECKPOINT_RECORDS == 0 or time.monotonic() >= checkpoint_at:
-                state.save_progress(Progress(scan.since, last_id, run.clock.started_text()))
+                state.save_progress(
+                    Progress(
+                        scan.since, last_id, run.clock.started_text(), tuple(sorted(self.emits))
+                    )
+                )
                 self._checkpoint()
                 checkpoint_at = time.monotonic() + CHECKPOINT_SECONDS
                 self._log_progress(scan.source, count, started, cpu_started, done=False)
@@ -168,7 +209,7 @@ class CollectionStream(CoupaStream):
         if count == 0 and run.not_found:
             self._log_not_found(run.not_found)
         margin = self.resources.settings.bookmark_safety_margin
-        if state.finish(latest.latest(), run.clock.started_at(), margin):
+        if state.finish(latest.latest(), run.clock.started_at(), margin, self.emits):
             self.state_manager.is_flushed = False
         state.saw_pages_of(scan.paginator.most)
         self._log_progress(scan.source, count, started, cpu_started, done=True)

@@ -19,6 +19,12 @@ Per stream the state holds::
 * ``served_per_page`` is the most records one page of the stream has held: proof that
   the endpoint does not cap ``limit`` below it, so a later scan's short first page is
   the end without a confirming request (see ``engine``).
+* ``streams`` (in the bookmark's entry and in ``progress``) names the selected streams
+  the scan emitted: the collection's own, and its child streams', whose rows come
+  from the same scan. A stream selected later (a child added, a parent selected after
+  only its children were) was not emitted up to the bookmark, so the bookmark, or an
+  interrupted scan, does not apply to it: the scan reads from ``start_date`` once.
+  A state without ``streams`` (written before it existed) covers what is selected.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ DELETES = "deletes"
 BOOKMARK_VALUE = "replication_key_value"
 PROGRESS = "progress"
 SERVED = "served_per_page"
+STREAMS = "streams"
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class Progress:
     since: str | None = None
     after_id: int | None = None
     started_at: str | None = None
+    #: The selected streams the scan emits (None: written before this was kept).
+    streams: tuple[str, ...] | None = None
 
     @classmethod
     def parse(cls, value: object) -> Progress:
@@ -58,6 +67,7 @@ class Progress:
         if not isinstance(value, dict):
             msg = "is not an object"
             raise ValueError(msg)
+        streams = _streams(value.get(STREAMS))
         after_id, since, started = (value.get(k) for k in ("after_id", "since", "started_at"))
         if after_id is not None and (not isinstance(after_id, int) or isinstance(after_id, bool)):
             msg = f"has after_id {after_id!r}, not an integer"
@@ -66,14 +76,30 @@ class Progress:
             if instant is not None and not is_instant(instant):
                 msg = f"has {name} {instant!r}, not an ISO-8601 date-time"
                 raise ValueError(msg)
-        return cls(since=since, after_id=after_id, started_at=started)
+        return cls(since=since, after_id=after_id, started_at=started, streams=streams)
 
     def as_state(self) -> dict[str, t.Any]:
-        """The JSON written to state (``started_at`` only when known)."""
+        """The JSON written to state (``started_at`` and ``streams`` only when known)."""
         entry: dict[str, t.Any] = {"since": self.since, "after_id": self.after_id}
         if self.started_at is not None:
             entry["started_at"] = self.started_at
+        if self.streams is not None:
+            entry[STREAMS] = list(self.streams)
         return entry
+
+    def covers(self, streams: Collection[str]) -> bool:
+        """Whether the interrupted scan was emitting every one of ``streams``."""
+        return self.streams is None or set(streams) <= set(self.streams)
+
+
+def _streams(value: object) -> tuple[str, ...] | None:
+    """A ``streams`` entry: None, or a list of stream names (ValueError otherwise)."""
+    if value is None:
+        return None
+    if not (isinstance(value, list) and all(isinstance(name, str) for name in value)):
+        msg = f"has streams {value!r}, not a list of stream names"
+        raise ValueError(msg)
+    return tuple(value)
 
 
 class StreamState:
@@ -107,17 +133,26 @@ class StreamState:
             return None
         return parse_instant(str(value))
 
+    def covers(self, streams: Collection[str]) -> bool:
+        """Whether the bookmark was left by a scan that emitted every one of ``streams``."""
+        covered = _streams(self._state.get(STREAMS))
+        return covered is None or set(streams) <= set(covered)
+
     def since(
-        self, start_date: pendulum.DateTime | None, lookback: pendulum.Duration
+        self,
+        start_date: pendulum.DateTime | None,
+        lookback: pendulum.Duration,
+        streams: Collection[str] = (),
     ) -> str | None:
         """The filter start of a new scan: the later of bookmark - lookback and ``start_date``.
 
         The lookback re-reads records whose change surfaced after the bookmark passed
-        them (a late commit, a derived field Coupa updates without bumping them).
+        them (a late commit, a derived field Coupa updates without bumping them). The
+        bookmark counts only if it covers the ``streams`` this scan emits.
         """
         if not self.replication_key:
             return None
-        bookmark = None if self.full_table else self.bookmark()
+        bookmark = None if self.full_table or not self.covers(streams) else self.bookmark()
         candidates = [
             when
             for when in (None if bookmark is None else bookmark - lookback, start_date)
@@ -144,6 +179,7 @@ class StreamState:
         latest: pendulum.DateTime | None,
         started_at: pendulum.DateTime | None,
         margin: pendulum.Duration,
+        streams: Collection[str] = (),
     ) -> bool:
         """End the scan: drop ``progress``, move the bookmark to min(latest, start - margin).
 
@@ -158,6 +194,10 @@ class StreamState:
         if self.full_table:  # keeps no bookmark
             dropped = [self._state.pop(key, None) for key in (BOOKMARK_KEY, BOOKMARK_VALUE)]
             return changed or any(value is not None for value in dropped)
+        covered = sorted(streams)
+        if self._state.get(STREAMS) != covered:
+            self._state[STREAMS] = covered
+            changed = True
         if latest is None:
             return changed
         value = latest if started_at is None else min(latest, started_at - margin)
@@ -176,6 +216,10 @@ class StreamState:
                 Progress.parse(progress)
             except ValueError as exc:
                 return f"has a progress entry that {exc} ({progress!r})"
+        try:
+            _streams(entry.get(STREAMS))
+        except ValueError as exc:
+            return str(exc)
         served = entry.get(SERVED)
         if served is not None and (type(served) is not int or served < 1):
             return f"has {SERVED} {served!r}, not a positive integer"

@@ -87,6 +87,7 @@ def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[
             ("invoices", "soon"),
         ),
         ('{"bookmarks": {"invoices": {"progress": {"after_id": "x"}}}}', ("invoices", "progress")),
+        ('{"bookmarks": {"invoices": {"streams": "invoices"}}}', ("invoices", "streams")),
         (
             '{"bookmarks": {"invoices": {"deletes": {"known": [1, 2]}}}}',
             ("invoices", "deletes", "known ids"),
@@ -102,6 +103,7 @@ def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[
         "bookmarks-not-object",
         "bad-bookmark",
         "bad-progress",
+        "bad-streams",
         "bad-deletes",
         "bad-served-per-page",
     ],

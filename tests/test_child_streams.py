@@ -6,11 +6,12 @@ Expectations come from the sandbox's records, walked down its own line collectio
 
 from __future__ import annotations
 
+import signal
 import typing as t
 
 import pytest
 
-from coupa_sandbox import Sandbox
+from coupa_sandbox import Sandbox, SandboxConfig
 from tests.helpers import TapRunner, same, tap_config
 
 pytestmark = pytest.mark.sandbox
@@ -110,3 +111,64 @@ def test_children_get_their_rows_whatever_the_parent_deselects(
     assert not any("invoice-id" in r for r in lines), "deselected on the child itself"
     got = {r["id"]: (r["invoice-id"], r["invoice-line-id"]) for r in out.records[streams[2]]}
     assert got == {row["id"]: (ids[0], ids[1]) for ids, row in expected}
+
+
+def lines_of(sb: Sandbox) -> int:
+    return sum(len(invoice.get("invoice-lines") or []) for invoice in sb.records("invoices"))
+
+
+def test_a_child_selected_after_its_parents_bookmark_gets_every_row(
+    fresh_sandbox: Sandbox, tap: TapRunner
+) -> None:
+    """Its rows come from the parent's scan: the bookmark it left did not emit them."""
+    config = tap_config(fresh_sandbox)
+    first = tap.run(config, ["invoices"])
+    fresh_sandbox.mutate("invoices", update=2)
+    added = tap.run(config, ["invoices", "invoice_lines"], first.state)
+    assert "reading from start_date" in added.stderr
+    assert len(added.records["invoice_lines"]) == lines_of(fresh_sandbox) > 20
+    again = tap.run(config, ["invoices", "invoice_lines"], added.state)
+    assert "reading from start_date" not in again.stderr
+    assert 0 < len(again.records["invoices"]) < len(first.records["invoices"]), "incremental"
+
+
+def test_a_parent_selected_after_only_its_children_were_gets_every_record(
+    fresh_sandbox: Sandbox, tap: TapRunner
+) -> None:
+    """The parent was read for its children, but none of its own records went out."""
+    config = tap_config(fresh_sandbox)
+    lines = tap.run(config, ["invoice_lines"])
+    assert not lines.records.get("invoices")
+    fresh_sandbox.mutate("invoices", update=2)
+    both = tap.run(config, ["invoices", "invoice_lines"], lines.state)
+    assert both.ids("invoices") == {r["id"] for r in fresh_sandbox.records("invoices")}
+
+
+def test_a_child_forced_to_full_table_reads_its_parent_in_full(
+    fresh_sandbox: Sandbox, tap: TapRunner
+) -> None:
+    config = tap_config(fresh_sandbox)
+    tap.root_metadata = {"invoice_lines": {"replication-method": "FULL_TABLE"}}
+    first = tap.run(config, ["invoices", "invoice_lines"])
+    fresh_sandbox.mutate("invoices", update=2)
+    again = tap.run(config, ["invoices", "invoice_lines"], first.state)
+    assert len(again.records["invoice_lines"]) == lines_of(fresh_sandbox)
+
+
+def test_an_interrupted_scan_is_not_resumed_for_a_child_it_did_not_emit(tap: TapRunner) -> None:
+    config_of = SandboxConfig(seed=3, records={"invoices": 1200}, rate_limit=None)
+    with Sandbox(config_of) as sb:
+        config = tap_config(sb)
+        killed = tap.run_and_kill(
+            config,
+            ["invoices"],
+            None,
+            when=lambda m: (
+                m["type"] == "STATE" and "progress" in m["value"]["bookmarks"].get("invoices", {})
+            ),
+        )
+        assert killed.returncode == -signal.SIGKILL
+        resumed = tap.run(config, ["invoices", "invoice_lines"], killed.state)
+        assert "not resuming the interrupted scan" in resumed.stderr
+        assert len(resumed.records["invoice_lines"]) == lines_of(sb)
+        assert resumed.ids("invoices") == {r["id"] for r in sb.records("invoices")}
