@@ -32,8 +32,8 @@ if t.TYPE_CHECKING:
 #: After a 429 the rate is multiplied by this factor...
 DECREASE_FACTOR = 0.7
 #: ...and regains this share of the maximum rate for every second without one (from
-#: one cut back to the maximum in 3 s).
-RECOVERY_SHARE_PER_S = 0.1
+#: one cut back to the maximum in 15 s: gently, so a stricter instance is not overrun).
+RECOVERY_SHARE_PER_S = 0.02
 MIN_RATE = 0.5
 #: A waiting request re-checks whether it is still wanted this often.
 CHECK_EVERY_S = 0.25

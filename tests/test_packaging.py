@@ -43,7 +43,7 @@ def test_wheel_from_git_and_sdist(tmp_path: Path) -> None:
     assert "tap_coupa/schemas/invoices.json" in names
     assert "coupa_sandbox/server.py" in names
     assert "coupa_sandbox/resources.json" in names  # the sandbox needs no R39 files
-    assert "tap-coupa = tap_coupa.tap:TapCoupa.cli" in scripts
+    assert "tap-coupa = tap_coupa.__main__:main" in scripts
     assert "coupa-sandbox = coupa_sandbox.__main__:main" in scripts
 
     sdist_dir = tmp_path / "sdist"
