@@ -183,8 +183,15 @@ class TapCoupa(Tap):
         """Write the state as the SDK does, then exit 128 + the signal, not 0.
 
         An orchestrator must not take a stopped sync for a finished one; the state
-        written is safe to resume from either way.
+        written is safe to resume from either way. A signal that comes while a batch
+        is being written (into a slow target's pipe) is handled once the batch is
+        whole: written from the handler, the state would cut it (``when_idle``).
         """
+        writer = t.cast("BatchingWriter", self.message_writer)
+        writer.when_idle(functools.partial(self._terminate, signum, frame))
+
+    def _terminate(self, signum: int, frame: FrameType | None) -> None:
+        """The SDK's handling (write the state, exit), exiting 128 + the signal."""
         try:
             super()._handle_termination(signum, frame)
         except SystemExit:

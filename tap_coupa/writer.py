@@ -63,6 +63,9 @@ class BatchingWriter(MsgSpecWriter):
         #: Encoded lines waiting for a write, and their size in bytes.
         self._lines: list[bytes] = []
         self._size = 0
+        #: Whether ``flush`` is under way, and what to run once it ends (``when_idle``).
+        self._flushing = False
+        self._after_flush: t.Callable[[], None] | None = None
         _widen_pipe(sys.stdout)
         atexit.register(self._flush_at_exit)
 
@@ -83,14 +86,39 @@ class BatchingWriter(MsgSpecWriter):
         with contextlib.suppress(OSError, ValueError):  # the target is gone: nothing to do
             self.flush()
 
+    def when_idle(self, action: t.Callable[[], None]) -> None:
+        """Run ``action`` now, or, if it interrupts a ``flush``, as soon as that ends.
+
+        For a signal handler that writes (the state on SIGTERM): Python runs handlers
+        on the main thread, which writes the messages, between any two of its steps,
+        such as two partial writes of a batch into a slow target's full pipe. Writing
+        there would put the handler's lines inside a cut line, then send the whole
+        batch again, as it is still pending. Deferred, they follow the complete batch.
+        """
+        if self._flushing:
+            self._after_flush = action
+        else:
+            action()
+
     def flush(self) -> None:
-        """Write out everything buffered, one line each."""
-        if self._lines:
-            self._lines.append(b"")  # so the join ends with a newline
-            write_all(sys.stdout.buffer, b"\n".join(self._lines))
-            self._lines.clear()
-            self._size = 0
-        sys.stdout.flush()
+        """Write out everything buffered, one line each; then what ``when_idle`` deferred.
+
+        A failed write drops the deferred action: the output is gone, and the write's
+        error ends the run.
+        """
+        self._flushing = True
+        try:
+            if self._lines:
+                self._lines.append(b"")  # so the join ends with a newline
+                write_all(sys.stdout.buffer, b"\n".join(self._lines))
+                self._lines.clear()
+                self._size = 0
+            sys.stdout.flush()
+        finally:
+            self._flushing = False
+            action, self._after_flush = self._after_flush, None
+        if action is not None:
+            action()
 
 
 def write_all(out: t.BinaryIO, data: bytes) -> None:

@@ -121,3 +121,37 @@ def test_a_short_write_to_unbuffered_stdout_loses_nothing() -> None:
     writer.write_all(t.cast("t.BinaryIO", out), data)
     assert out.calls > 1, "the pipe took the batch in parts"
     assert bytes(out.data) == data
+
+
+class InterruptedWrites(ShortWrites):
+    """As ``ShortWrites``, with a signal handler run after the first partial write, as
+    Python runs one between the partial writes of a batch into a full pipe."""
+
+    def __init__(self, handler: t.Callable[[], None]) -> None:
+        super().__init__()
+        self.handler = handler
+
+    def write(self, b: t.Any) -> int:
+        taken = super().write(b)
+        if self.calls == 1:
+            self.handler()
+        return taken
+
+
+def test_a_handler_interrupting_a_write_writes_after_the_whole_batch(
+    monkeypatch: pytest.MonkeyPatch, at_exit: list[t.Callable[[], None]]
+) -> None:
+    def on_signal() -> None:  # as TapCoupa._handle_termination
+        sink.when_idle(lambda: sink.write_message(singer.StateMessage(value={"n": 1})))
+
+    out = InterruptedWrites(on_signal)
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(t.cast("t.BinaryIO", out)))
+    sink = writer.BatchingWriter()
+    for n in range(100):
+        sink.write_message(record(n))
+    sink.flush()
+    assert out.calls > 1, "the handler came between two parts of the batch"
+    lines = [json.loads(line) for line in bytes(out.data).split(b"\n")[:-1]]
+    assert [m["type"] for m in lines] == ["RECORD"] * 100 + ["STATE"]
+    sink.when_idle(lambda: sink.write_message(singer.StateMessage(value={"n": 2})))
+    assert json.loads(bytes(out.data).split(b"\n")[-2])["value"] == {"n": 2}, "idle: at once"
