@@ -341,6 +341,9 @@ class Settings:
         """
         hide_secrets(config)
         value = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        if not value.get("base_url"):
+            msg = "base_url is not set; set it to the Coupa instance, e.g. https://acme.coupahost.com."
+            raise CoupaConfigError(msg)
         base_url = str(value["base_url"]).strip()
         origin = _origin(base_url, allow_http=bool(value["allow_http"]))
         path = re.sub(r"/api$", "", urlsplit(base_url).path.rstrip("/"))

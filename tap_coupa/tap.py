@@ -152,6 +152,20 @@ class TapCoupa(Tap):
                 sys.exit(1)
         return super().cb_config(ctx, param, value)
 
+    @classmethod
+    @override
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """Discover as the SDK does, but a setting's problem is one error line, exit 1.
+
+        The SDK checks no settings for a discovery (its catalog is not dynamic), so
+        ``Settings`` finds the problems; the SDK's discovery runs outside ``invoke``.
+        """
+        try:
+            super().cb_discover(ctx, param, value)
+        except CoupaConfigError as exc:
+            cls.logger.error("%s", redact(str(exc)))
+            ctx.exit(1)
+
     @override
     def setup_mapper(self) -> None:
         """Register each stream with the stream maps when the stream first needs them.
@@ -274,12 +288,8 @@ class TapCoupa(Tap):
         if self.input_catalog is None:
             objects = [s for s in streams if isinstance(s, custom_objects.CustomObjectStream)]
             typed = streams if self.settings.discover_custom_fields else objects
-            try:
-                if typed:
-                    discover_custom_fields(typed, self.resources)
-            except CoupaConfigError as exc:  # --discover runs outside invoke()
-                self.logger.error("%s", exc)
-                sys.exit(1)
+            if typed:
+                discover_custom_fields(typed, self.resources)
         return streams
 
 

@@ -132,6 +132,11 @@ def test_bad_config_file(tmp_path: Path, text: str | None, expected: str) -> Non
     assert_one_clear_error(done, "--config", str(path), expected)
 
 
+def test_discovery_without_base_url(tmp_path: Path) -> None:
+    """A discovery checks no settings in the SDK: the tap names the missing one."""
+    assert_one_clear_error(run_tap(tmp_path, {}, "--discover"), "base_url is not set", "e.g.")
+
+
 def test_bad_catalog(tmp_path: Path) -> None:
     discovered = run_tap(tmp_path, GOOD, "--discover")
     catalog = json.loads(discovered.stdout)
