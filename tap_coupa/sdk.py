@@ -46,6 +46,9 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
     "singer_sdk.streams.core:Stream._stream_version": (
         "read: the RECORD messages built in _generate_record_messages carry it"
     ),
+    "singer_sdk.plugin_base:PluginBase._env_var_config": (
+        "overridden: number settings from the environment are numbers (numbers_from_text)"
+    ),
     "singer_sdk.plugin_base:PluginBase.setup_mapper": (
         "called past Tap.setup_mapper: the mapper is built, then each stream is "
         "registered when it first needs its maps"

@@ -7,6 +7,7 @@ of the tap reads, checked once, each problem worded as one line with its fix.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import typing as t
 from dataclasses import dataclass
@@ -296,6 +297,32 @@ DEFAULTS: dict[str, t.Any] = {
     for name, prop in SETTINGS_SCHEMA["properties"].items()
     if "default" in prop
 }
+
+#: Settings whose JSON Schema type is number (not integer).
+NUMBER_SETTINGS = tuple(
+    name for name, spec in SETTINGS_SCHEMA["properties"].items() if "number" in spec["type"]
+)
+
+
+def numbers_from_text(config: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """``config`` with the number settings given as text read as numbers.
+
+    An environment variable is text, and so is what Meltano passes for them: its
+    ``decimal`` kind makes a ``Decimal`` it cannot write as JSON, so meltano.yml
+    declares them ``string``. The SDK converts integers and booleans, not numbers.
+    """
+    numbers: dict[str, float] = {}
+    for name in NUMBER_SETTINGS:
+        if isinstance(text := config.get(name), str):
+            try:
+                number = float(text)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                msg = f"{name} {text!r} is not a number; use e.g. {DEFAULTS[name]}."
+                raise CoupaConfigError(msg)
+            numbers[name] = number
+    return {**config, **numbers}
 
 
 @dataclass(frozen=True)

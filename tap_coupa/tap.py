@@ -17,6 +17,7 @@ import msgspec
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._catalog import _pop_deselected_schema as pop_deselected_schema
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.plugin_base import PluginBase
 from singer_sdk.singerlib import Catalog
 from typing_extensions import override
@@ -34,7 +35,7 @@ from tap_coupa.collection import CollectionStream
 from tap_coupa.discovery import discover_custom_fields
 from tap_coupa.errors import CoupaConfigError, CoupaError, redact
 from tap_coupa.resources import SyncResources
-from tap_coupa.settings import SETTINGS_SCHEMA, Settings, hide_secrets
+from tap_coupa.settings import SETTINGS_SCHEMA, Settings, hide_secrets, numbers_from_text
 from tap_coupa.state import check_state, state_file_problem
 from tap_coupa.streams import load_schema, registry, stream_types
 from tap_coupa.writer import BatchingWriter
@@ -65,8 +66,11 @@ class TapCoupa(Tap):
         (``read_catalog``, which leaves schemas for later) once they are. Once the
         state and catalog are checked, the token's minting starts on its own thread
         (``SyncResources.mint_ahead``): Coupa's round trip for it overlaps the rest of
-        start-up, and a run refused for its input asks Coupa nothing.
+        start-up, and a run refused for its input asks Coupa nothing. Number settings
+        may be given as text (``numbers_from_text``), as Meltano passes them.
         """
+        if isinstance(config := kwargs.get("config"), dict):
+            kwargs["config"] = numbers_from_text(config)
         catalog = kwargs.pop("catalog", None)
         if isinstance(catalog, (str, PurePath)):
             catalog = json.loads(Path(catalog).read_text())
@@ -165,6 +169,16 @@ class TapCoupa(Tap):
         except CoupaConfigError as exc:
             cls.logger.error("%s", redact(str(exc)))
             ctx.exit(1)
+
+    @classproperty
+    @override
+    def _env_var_config(cls) -> dict[str, t.Any]:  # noqa: N805
+        """The SDK's settings from the environment, with the number settings as numbers.
+
+        The SDK parses integers, booleans, arrays and objects, but leaves a number's
+        text for the schema to reject.
+        """
+        return numbers_from_text(super()._env_var_config)
 
     @override
     def setup_mapper(self) -> None:

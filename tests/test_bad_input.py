@@ -4,6 +4,7 @@ and no STATE that would skip data."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import typing as t
 from pathlib import Path
@@ -130,6 +131,17 @@ def test_bad_config_file(tmp_path: Path, text: str | None, expected: str) -> Non
         path.write_text(text)
     done = helpers.run_tap(["--config", str(path), "--discover"], timeout=300)
     assert_one_clear_error(done, "--config", str(path), expected)
+
+
+@pytest.mark.parametrize("mode", [(), ("--discover",)], ids=["sync", "discover"])
+def test_a_number_setting_from_the_environment_that_is_not_a_number(mode: tuple[str, ...]) -> None:
+    env = {
+        **os.environ,
+        "TAP_COUPA_BASE_URL": GOOD["base_url"],
+        "TAP_COUPA_REQUEST_TIMEOUT": "30 s",
+    }
+    done = helpers.run_tap(["--config", "ENV", *mode], env=env, timeout=300)
+    assert_one_clear_error(done, "request_timeout", "'30 s' is not a number")
 
 
 def test_discovery_without_base_url(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from coupa_sandbox import Sandbox
+from tap_coupa.tap import TapCoupa
 from tests.helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -92,6 +93,32 @@ def meltano() -> str:
     if not found:
         pytest.fail("Meltano is not installed: run `make pytest`, or set MELTANO_BIN")
     return found
+
+
+def test_meltano_gives_number_settings_as_the_tap_reads_them(tmp_path: Path) -> None:
+    """Set with ``meltano config set``, in .env or the environment, they reach the tap.
+
+    meltano.yml declares them strings: Meltano's decimal kind makes a Decimal it cannot
+    write as JSON (Meltano 4.4).
+    """
+    shutil.copy(ROOT / "meltano.yml", tmp_path / "meltano.yml")
+    env = {
+        **os.environ,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "TAP_COUPA_MAX_REQUESTS_PER_SECOND": "7.5",
+    }
+
+    def config(*args: str) -> str:
+        done = subprocess.run(
+            [meltano(), "config", *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    config("set", "--store", "dotenv", "tap-coupa", "request_timeout", "30.5")
+    given = json.loads(config("print", "tap-coupa"))
+    settings = TapCoupa(config={**given, "base_url": "https://acme.coupahost.com"}).settings
+    assert (settings.request_timeout, settings.max_requests_per_second) == (30.5, 7.5)
 
 
 def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
