@@ -7,6 +7,7 @@ of the tap reads, checked once, each problem worded as one line with its fix.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 import typing as t
@@ -555,9 +556,17 @@ def _duration(name: str, value: object) -> pendulum.Duration:
 
 
 def _scopes(value: object) -> tuple[str, ...] | None:
-    """A list, or one string separated by spaces or commas; None to derive them."""
-    if isinstance(value, str):
-        return tuple(scope for scope in re.split(r"[\s,]+", value) if scope) or None
-    if isinstance(value, list) and value:
-        return tuple(str(scope) for scope in value)
-    return None
+    """A list, or one string separated by spaces or commas; None to derive them.
+
+    A list may come as its JSON text (Meltano's string kind passes what ``meltano
+    config set`` was given), and its items split too (the SDK splits an environment
+    variable at commas only).
+    """
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            msg = f"scopes {value!r} is not a JSON list; use e.g. core.common.read core.user.read."
+            raise CoupaConfigError(msg) from None
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(s for item in items for s in re.split(r"[\s,]+", str(item)) if s) or None

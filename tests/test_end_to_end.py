@@ -95,11 +95,11 @@ def meltano() -> str:
     return found
 
 
-def test_meltano_gives_number_settings_as_the_tap_reads_them(tmp_path: Path) -> None:
+def test_meltano_gives_number_settings_and_scopes_as_the_tap_reads_them(tmp_path: Path) -> None:
     """Set with ``meltano config set``, in .env or the environment, they reach the tap.
 
-    meltano.yml declares them strings: Meltano's decimal kind makes a Decimal it cannot
-    write as JSON (Meltano 4.4).
+    meltano.yml declares them strings: Meltano's array kind rejects a scopes string, and
+    its decimal kind makes a Decimal it cannot write as JSON (Meltano 4.4).
     """
     shutil.copy(ROOT / "meltano.yml", tmp_path / "meltano.yml")
     env = {
@@ -115,9 +115,11 @@ def test_meltano_gives_number_settings_as_the_tap_reads_them(tmp_path: Path) -> 
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
+    config("set", "tap-coupa", "scopes", "core.common.read core.user.read")
     config("set", "--store", "dotenv", "tap-coupa", "request_timeout", "30.5")
     given = json.loads(config("print", "tap-coupa"))
     settings = TapCoupa(config={**given, "base_url": "https://acme.coupahost.com"}).settings
+    assert settings.scopes == ("core.common.read", "core.user.read")
     assert (settings.request_timeout, settings.max_requests_per_second) == (30.5, 7.5)
 
 

@@ -1,7 +1,7 @@
 """Settings as each source gives them: a config file, environment variables, Meltano.
 
 An environment variable is text, and so is what Meltano passes for a ``string`` kind
-(meltano.yml's choice for the number settings): the tap reads the text.
+(meltano.yml's choice for the number settings and scopes): the tap reads the text.
 """
 
 from __future__ import annotations
@@ -37,3 +37,19 @@ def test_number_settings_given_as_text_in_the_config_are_numbers() -> None:
     """As Meltano writes them for a ``string`` kind (``meltano config set``, .env)."""
     parsed = settings({"base_url": BASE_URL, "request_timeout": "12.5"})
     assert parsed.request_timeout == 12.5
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    [
+        "core.common.read core.user.read",
+        "core.common.read, core.user.read",
+        '["core.common.read", "core.user.read"]',  # a list as Meltano's string kind passes it
+        ["core.common.read", "core.user.read"],
+        ["core.common.read core.user.read"],  # the SDK splits an env variable at commas only
+    ],
+    ids=["spaces", "commas", "json-text", "list", "env-list"],
+)
+def test_scopes_in_each_documented_form(scopes: object) -> None:
+    parsed = settings({"base_url": BASE_URL, "scopes": scopes})
+    assert parsed.scopes == ("core.common.read", "core.user.read")
