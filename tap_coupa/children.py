@@ -40,15 +40,21 @@ class ChildStream(CoupaStream):
     #: The nested properties the shaper changes in place (see ``_own``).
     _changes: frozenset[str] = frozenset()
 
-    def prepare(self, parent: RecordShaper) -> None:
+    def prepare(self, parent: RecordShaper, version: int | None) -> None:
         """Send SCHEMA once, before any record, and skip what the parent converts.
 
         By the time a row reaches this stream, its parent has converted everything the
-        parent's plan names for that array.
+        parent's plan names for that array. A parent that sends ACTIVATE_VERSION (a
+        FULL_TABLE sync with emit_activate_version_messages) emits every row of its
+        children too, so they take its version: the target replaces their table with
+        the parent's, and a deleted document's lines go with it.
         """
         if self.selected and not self._schema_sent:
             self._write_schema_message()
             self._schema_sent = True
+        if self.selected and version is not None and version != self._stream_version:
+            self._stream_version = version
+            self._write_activate_version_message(version)
         self._emitted = 0
         done = parent.decimals.arrays.get(self.array_field) if parent.decimals else None
         self.shaper.skip_converted(done)

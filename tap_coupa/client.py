@@ -48,8 +48,11 @@ class ChildFeed(t.Protocol):
     def projection(self, skip: Collection[str] = ()) -> Spec:
         """What the child's selection needs of each row."""
 
-    def prepare(self, parent: RecordShaper) -> None:
-        """Get ready for a sync of the parent, whose shaper runs first."""
+    def prepare(self, parent: RecordShaper, version: int | None) -> None:
+        """Get ready for a sync of the parent, whose shaper runs first.
+
+        ``version`` is the parent's table version if it sends ACTIVATE_VERSION.
+        """
 
     def emit_from(self, parent: Mapping[str, t.Any]) -> None:
         """Emit the child's rows of one parent record."""
@@ -195,7 +198,7 @@ class CoupaStream(RESTStream[int]):
         self.shaper.select(self.mask)
         self._children = self._wanted_children()
         for child in self._children:
-            child.prepare(self.shaper)
+            child.prepare(self.shaper, self._stream_version)
 
     def _wanted_children(self) -> list[ChildFeed]:
         wanted = [c for c in self.child_streams if c.selected or c.has_selected_descendents]

@@ -44,7 +44,11 @@ PRIVATE_SDK_MEMBERS: dict[str, str] = {
         "written: apply_catalog does the SDK's work itself, less converting the schema"
     ),
     "singer_sdk.streams.core:Stream._stream_version": (
-        "read: the RECORD messages built in _generate_record_messages carry it"
+        "read: the RECORD messages built in _generate_record_messages carry it; written: "
+        "a child stream takes its parent's"
+    ),
+    "singer_sdk.streams.core:Stream._write_activate_version_message": (
+        "called: a child stream sends ACTIVATE_VERSION with its parent's version"
     ),
     "singer_sdk.plugin_base:PluginBase._env_var_config": (
         "overridden: number settings from the environment are numbers (numbers_from_text)"

@@ -262,6 +262,17 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
             '{"invoices": {"filters": {"status": "approved"}}}.'
         ),
     ),
+    th.Property(
+        # The SDK's setting of the activate-version capability its Tap advertises; the
+        # SDK's streams read it, but the SDK (0.54) does not declare it for a tap.
+        "emit_activate_version_messages",
+        th.BooleanType(),
+        default=False,
+        description=(
+            "Send ACTIVATE_VERSION for each FULL_TABLE stream and its child streams, so "
+            "a target that supports it replaces the table: rows gone from Coupa go too."
+        ),
+    ),
 ).to_dict()
 #: Settings never shown: not in errors, not in snippets of bodies that echo them.
 SECRET_SETTINGS = tuple(

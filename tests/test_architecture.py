@@ -153,6 +153,13 @@ def test_meltano_yml_declares_every_setting_without_restating_defaults() -> None
     assert not restated, f"meltano.yml restates defaults of {restated}"
 
 
+def test_meltano_yml_advertises_the_capabilities_of_about() -> None:
+    """Without structured-logging, Meltano shows the tap's warnings and errors as info."""
+    project = yaml.safe_load((PACKAGE.parent / "meltano.yml").read_text())
+    [extractor] = project["plugins"]["extractors"]
+    assert extractor["capabilities"] == [str(c) for c in TapCoupa.capabilities]
+
+
 def test_stream_maps_are_built_per_stream_as_the_sdk_builds_them() -> None:
     """Registered on first use, each stream's map has the schema the SDK would give it."""
     config = {"base_url": "https://acme.coupahost.com"}

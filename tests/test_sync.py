@@ -155,6 +155,28 @@ def test_full_table_forced_by_the_catalog_ignores_and_drops_the_bookmark(
     assert out.state["bookmarks"]["users"]["replication_key_value"] == "2999-01-01T00:00:00Z"
 
 
+def test_activate_version_covers_a_full_table_stream_and_its_child_streams(
+    sandbox: Sandbox, tap: TapRunner
+) -> None:
+    """Each stream of a FULL_TABLE family announces one version before its records,
+    which carry it: a target replaces the lines' table with the documents'."""
+    tap.root_metadata = {"invoices": {"forced-replication-method": "FULL_TABLE"}}
+    family = ["invoices", "invoice_lines", "invoice_line_account_allocations"]
+    config = tap_config(sandbox, emit_activate_version_messages=True)
+    out = tap.run(config, [*family, "users"])
+    messages = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    activations = [(m["stream"], m["version"]) for m in messages if m["type"] == "ACTIVATE_VERSION"]
+    versions = dict(activations)
+    assert sorted(versions) == sorted(family), "users stays incremental"
+    assert len(activations) == len(family), "once per stream"
+    records = [m for m in messages if m["type"] == "RECORD" and m["stream"] in family]
+    assert {m["stream"] for m in records} == set(family)
+    assert all(m["version"] == versions[m["stream"]] for m in records)
+    for stream in family:
+        kinds = [m["type"] for m in messages if m.get("stream") == stream]
+        assert kinds[:3] == ["SCHEMA", "ACTIVATE_VERSION", "RECORD"], stream
+
+
 def test_a_forced_method_the_tap_does_not_know_is_one_clear_error(
     sandbox: Sandbox, tap: TapRunner
 ) -> None:
