@@ -171,7 +171,7 @@ class PageSource:
             self.stream, functools.partial(self._get, params, decode=True, missing_ok=missing_ok)
         )
         page = future.result()
-        page.records = self.transform(page.records)
+        page.records = self._transform(page.records, params)
         return page
 
     def probe(self, params: Params) -> Future[Page]:
@@ -236,8 +236,28 @@ class PageSource:
                 )
                 return self.fetch(params)
             page.body = None
-            page.records = self.transform(records)
+            page.records = self._transform(records, params)
         return page
+
+    def _transform(self, records: list[Record], params: Params) -> list[Record]:
+        """The page's records as the scan reads them; one it cannot read fails the sync.
+
+        Retrying would not help: Coupa answers a query with the same records again.
+        """
+        try:
+            return self.transform(records)
+        except rawjson.BadRecordError as exc:
+            query = dict(params)
+            page = ", ".join(
+                f"{key}={query[key]}" for key in ("offset", "id[gt]", "id[lt]") if key in query
+            )
+            msg = (
+                f"Stream {self.stream!r}: the page of /api/{self.path} at {page}: {exc}. "
+                "The tap reads Coupa's records as objects with an integer id: check that "
+                "base_url reaches the instance directly, and rerun (state resumes from the "
+                "last record written)."
+            )
+            raise CoupaAPIError(msg) from None
 
 
 #: Downloaded pages waiting for the emitting thread that show downloads outpace it.

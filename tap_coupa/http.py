@@ -100,8 +100,8 @@ def parse_records(
         msg = f"Stream {stream!r}: /api/{path} answered 200 with errors: {snippet(str(records))!r}."
     else:
         msg = (
-            f"Stream {stream!r}: /api/{path} returned a JSON {type(records).__name__}, "
-            "not an array; check base_url."
+            f"Stream {stream!r}: /api/{path} returned {rawjson.kind(records)}, "
+            "not a JSON array; check base_url."
         )
     raise CoupaAPIError(msg)
 

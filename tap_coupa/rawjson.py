@@ -29,6 +29,10 @@ _page = msgspec.json.Decoder(list[dict[str, Raw]])
 _object = msgspec.json.Decoder(dict[str, Raw] | None)
 _array = msgspec.json.Decoder(list[dict[str, Raw]] | None)
 _elements = msgspec.json.Decoder(list[Raw])
+#: A record's id: an integer, as Coupa's are (not a string, a fraction, a bool or null).
+_id = msgspec.json.Decoder(int)
+#: A value as JSON spells it, in an error (decimals as numbers, as they were sent).
+_json = msgspec.json.Encoder(decimal_format="number")
 #: A JSON number with a fraction decodes to Decimal, digit for digit (Coupa sends
 #: decimals as strings, but a look-alike or a custom field may not).
 _full = msgspec.json.Decoder(float_hook=Decimal)
@@ -70,12 +74,49 @@ def value(raw: Raw) -> t.Any:
     return _full.decode(raw)
 
 
+class BadRecordError(ValueError):
+    """A page element the scan cannot order: not an object, or without an integer id."""
+
+
 def decode_ids(records: list[Record]) -> list[Record]:
-    """Decode each record's id, which the scan compares (once per page)."""
-    for record in records:
-        if (raw := record.get("id")).__class__ is Raw:
-            record["id"] = _full.decode(raw)
+    """Decode each record's id, which the scan compares (once per page).
+
+    An element that is not an object with an integer id raises ``BadRecordError`` saying
+    which and why, instead of a ``KeyError`` or ``TypeError`` deep in the scan. The
+    check is this loop's own id decode, now as an integer: records cost no more.
+    """
+    record: t.Any = None
+    try:
+        for record in records:
+            found = record.get("id")
+            if found.__class__ is not int:
+                if found.__class__ is not Raw:  # fully decoded, or missing
+                    raise BadRecordError(_problem(record, records))
+                record["id"] = _id.decode(found)
+    except (AttributeError, msgspec.ValidationError):  # not an object; an id not an integer
+        raise BadRecordError(_problem(record, records)) from None
     return records
+
+
+def _problem(record: t.Any, records: list[Record]) -> str:
+    """What is wrong with ``record``, an element of the page ``records``."""
+    number = next(index for index, item in enumerate(records, 1) if item is record)
+    where = f"record {number} of {len(records)}"
+    if not isinstance(record, dict):
+        return f"{where} is {kind(record)}, not an object"
+    if "id" not in record:
+        return f"{where} has no id"
+    found = record["id"]
+    text = bytes(found).decode() if found.__class__ is Raw else _json.encode(found).decode()
+    return f"{where} has the id {text[:40]}, not an integer"
+
+
+_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def kind(value: t.Any) -> str:
+    """What JSON calls a decoded value, for an error: "null", "an object", "a number"..."""
+    return "null" if value is None else _KINDS.get(type(value), "a number")
 
 
 class KeyObject(t.TypedDict):
@@ -91,7 +132,7 @@ def lift_keys(records: list[Record], spec: KeyObject) -> list[Record]:
 
     A purchase order revision's ``id`` is its order's; the revision's own id, which
     Coupa filters and orders by, is in its ``revision-record``. The order's id is kept
-    under ``spec["displaced_id"]``.
+    under ``spec["displaced_id"]``. The ids lifted are checked as ``decode_ids`` checks.
     """
     for record in decode_ids(records):
         inner = record.get(spec["object"])
@@ -103,7 +144,7 @@ def lift_keys(records: list[Record], spec: KeyObject) -> list[Record]:
         for key in spec["keys"]:
             found = inner.get(key)
             record[key] = _full.decode(found) if found.__class__ is Raw else found
-    return records
+    return decode_ids(records)
 
 
 def elements(text: bytes) -> list[Raw] | None:

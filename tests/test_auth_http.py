@@ -238,6 +238,18 @@ def test_other_4xx_fails_fast_naming_stream_status_and_path(server: ScriptedServ
     assert len(server.requests_to("/api/invoices")) == 1
 
 
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [(b"null", "null"), (b'{"id": 1}', "an object"), (b'"[]"', "a string")],
+    ids=["null", "object", "string"],
+)
+def test_a_body_that_is_not_an_array_is_named_as_json_names_it(
+    server: ScriptedServer, body: bytes, kind: str
+) -> None:
+    server.script("/api/invoices", Reply(raw=body))
+    assert f"/api/invoices returned {kind}, not a JSON array" in api_error(server)
+
+
 def test_retries_give_up_with_one_clear_error(server: ScriptedServer) -> None:
     server.script(
         "/api/invoices", Reply(502, raw=b"bad gateway", headers={"Content-Type": "text/plain"})

@@ -14,6 +14,7 @@ import pytest
 from coupa_sandbox import Sandbox, SandboxConfig
 from tests import helpers
 from tests.helpers import CLIENT_ID, CLIENT_SECRET, catalog_for, parse_output
+from tests.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.sandbox
 
@@ -258,3 +259,22 @@ def test_xml_instead_of_json_fails_clearly_and_keeps_state(tmp_path: Path) -> No
     for state_message in emitted:
         bookmark = state_message["bookmarks"].get("users", {})
         assert bookmark.get("replication_key_value") in (None, "2024-01-01T00:00:00+00:00")
+
+
+def test_a_malformed_record_is_one_clear_error_and_state_stays_behind(
+    tap: helpers.TapRunner,
+) -> None:
+    """A null among a page's records stops the sync with one line naming stream and page."""
+    updated = "2024-01-01T00:00:00-08:00"
+    first = [{"id": i, "updated-at": updated} for i in range(1, 6)]
+    with ScriptedServer() as server:
+        server.script("/api/invoices", Reply(body=first), Reply(body=[first[-1], None, {"id": 6}]))
+        config = {"base_url": server.url, "api_key": "k", "page_size": 5, "max_concurrency": 1}
+        out = tap.run(config, ["invoices"], check=False)
+    done = subprocess.CompletedProcess([], out.returncode, out.stdout, out.stderr)
+    assert_one_clear_error(done, "'invoices'", "/api/invoices at offset=4", "null", "base_url")
+    assert out.ids("invoices") == {1, 2, 3, 4, 5}
+    for state in out.states:
+        bookmark = state["bookmarks"].get("invoices", {})
+        assert "replication_key_value" not in bookmark, "the bookmark did not advance"
+        assert bookmark.get("progress", {}).get("after_id", 0) <= 5

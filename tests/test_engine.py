@@ -15,13 +15,16 @@ from concurrent.futures import Future
 import httpx
 import pytest
 
-from tap_coupa import retry
+from tap_coupa import rawjson, retry
 from tap_coupa.auth import CoupaAPIKeyAuthenticator
+from tap_coupa.decimals import DecimalPlan
 from tap_coupa.engine import IdScan, PageSource
 from tap_coupa.errors import CoupaAPIError, CoupaError
 from tap_coupa.http import CoupaHTTP, Page
 from tap_coupa.pagination import CoupaOffsetPaginator
+from tap_coupa.passthrough import page_reader
 from tap_coupa.ratelimit import RateLimiter
+from tests.helpers import SCHEMA
 
 pytestmark = pytest.mark.unit
 
@@ -99,6 +102,8 @@ def make_scan(
     seen: list[Page] | None = None,
     requests: InlineRequests | None = None,
     missing_ok: bool = True,
+    transform: t.Callable[[list[t.Any]], list[t.Any]] = lambda records: records,
+    raw: rawjson.Decoding = False,
 ) -> IdScan:
     http = CoupaHTTP(
         api_base="https://acme.coupahost.test/api",
@@ -113,7 +118,8 @@ def make_scan(
         stream="invoices",
         path="invoices",
         scope="core.invoice.read",
-        transform=lambda records: records,
+        transform=transform,
+        raw=raw,
     )
     return IdScan(
         source,
@@ -276,3 +282,40 @@ def test_a_server_that_ignores_id_gt_is_refused_not_read_forever() -> None:
     with pytest.raises(CoupaAPIError, match=r"answered id\[gt\]=3 with id 1.*base_url"):
         emitted(make_scan(coupa))
     assert len(coupa.pages()) == 2
+
+
+#: Each way a stream decodes its pages: fully (stream maps), one level deep (child
+#: streams, deselected properties), and passed through (decimals as numbers).
+DECODINGS: dict[str, rawjson.Decoding | None] = {
+    "full": False,
+    "one-level": True,
+    "passthrough": page_reader(SCHEMA, DecimalPlan.compile(SCHEMA), None),
+}
+#: Elements the scan cannot order, and what the error says of each (as record 2 of 5).
+BAD_RECORDS = {
+    "no-id": ({"name": "x"}, "record 2 of 5 has no id"),
+    "string-id": ({"id": "7"}, 'record 2 of 5 has the id "7", not an integer'),
+    "null": (None, "record 2 of 5 is null, not an object"),
+    "number": (7, "record 2 of 5 is a number, not an object"),
+}
+
+
+@pytest.mark.parametrize("decoding", DECODINGS)
+@pytest.mark.parametrize(("element", "problem"), BAD_RECORDS.values(), ids=BAD_RECORDS)
+def test_a_record_the_scan_cannot_order_is_one_clear_error_naming_its_page(
+    element: t.Any, problem: str, decoding: str
+) -> None:
+    coupa = Collection(range(1, 21))
+    bad = [{"id": 5}, element, {"id": 7}, {"id": 8}, {"id": 9}]
+    coupa.before = lambda q: httpx.Response(200, json=bad) if at_offset(4)(q) else None
+    scan = make_scan(coupa, transform=rawjson.decode_ids, raw=DECODINGS[decoding])
+    got: list[int] = []
+    with pytest.raises(CoupaAPIError) as failure:
+        got.extend(record["id"] for record in scan)
+    assert got == [1, 2, 3, 4, 5], "nothing past the page before"
+    assert scan.last_id == 5, "a resume starts right after the last record delivered"
+    assert [q["offset"] for q in coupa.pages()].count("4") == 1, "not retried: same answer"
+    message = str(failure.value)
+    assert "\n" not in message
+    for part in ("'invoices'", "/api/invoices at offset=4:", problem, "base_url"):
+        assert part in message, message

@@ -106,8 +106,9 @@ def test_only_records_shaping_would_leave_alone_pass_through_and_all_come_out_th
     schema = string_schema()
     sent = page()
     body = msgspec.json.encode(sent)
-    got = rawjson.decode_ids(reader(schema)(body))
-    expected = rawjson.decode_ids(rawjson.decode(body, raw=True))
+    # Records the scan would refuse (an id not an integer) are in: the reader shapes them.
+    got = reader(schema)(body)
+    expected = rawjson.decode(body, raw=True)
     shape = shaper(schema).shape
     passed = [record.__class__ is RawRecord for record in got]
     assert passed == [passes(record) for record in sent]
@@ -141,8 +142,8 @@ def test_decimals_as_numbers_are_re_encoded_as_shaping_would_write_them() -> Non
     body = msgspec.json.encode(page())
     built = page_reader(schema, DecimalPlan.compile(schema), KEY)
     assert built is not None
-    got = rawjson.decode_ids(built(body))
-    expected = rawjson.decode_ids(rawjson.decode(body, raw=True))
+    got = built(body)
+    expected = rawjson.decode(body, raw=True)
     shape = RecordShaper(
         "test", schema, decimal_strings=False, replication_key=KEY, logger=logging.getLogger()
     ).shape
