@@ -161,6 +161,17 @@ class CoupaHTTP:
             client = self._local.client = self._connect()
         return client
 
+    def release(self) -> None:
+        """Close the calling thread's client: the thread ends (see ``Scheduler``).
+
+        Dropped unclosed, its socket would only be closed by the garbage collector,
+        with a ``ResourceWarning``, and stay open until then.
+        """
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is not None:
+            del self._local.client
+            client.close()
+
     def get(
         self,
         path: str,

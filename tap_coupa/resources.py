@@ -7,12 +7,14 @@ connection or ask for credentials.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import logging
 import ssl
 import threading
 import typing as t
+import weakref
 from functools import cached_property
 
 import httpx
@@ -50,6 +52,36 @@ class Scanned(t.Protocol):
         """Start the scan now (once)."""
 
 
+class _Clients:
+    """The clients a sync made, closed together: when it ends, or at the latest at exit.
+
+    Left to the garbage collector, each socket would be closed only as the interpreter
+    ends, with a ``ResourceWarning`` printed for it (Meltano runs taps with
+    ``PYTHONWARNINGS=once``). Held weakly: a client dropped by its thread was closed
+    (``CoupaHTTP.release``), and the exit hook keeps no sync alive.
+    """
+
+    def __init__(self) -> None:
+        self._open: weakref.WeakSet[httpx.Client] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._at_exit = False
+
+    def add(self, client: httpx.Client) -> None:
+        with self._lock:
+            if not self._at_exit:
+                self._at_exit = True
+                atexit.register(self.close)
+            self._open.add(client)
+
+    def close(self) -> None:
+        """Close them all; a request still out, which nothing waits for, fails."""
+        with self._lock:
+            clients = list(self._open)
+            self._open.clear()
+        for client in clients:
+            client.close()
+
+
 class SyncResources:
     """The shared pieces of one sync, built lazily from the settings."""
 
@@ -72,6 +104,7 @@ class SyncResources:
         self._minted_ahead: CoupaOAuthAuthenticator | None = None
         #: Streams whose projection did not fit in a URL (warned about once).
         self._unprojected: set[str] = set()
+        self._clients = _Clients()
 
     @cached_property
     def tls(self) -> ssl.SSLContext:
@@ -79,15 +112,24 @@ class SyncResources:
         return tls.context()
 
     def connect(self) -> httpx.Client:
-        """A keep-alive client with the tap's timeouts and headers, never redirected."""
+        """A keep-alive client with the tap's timeouts and headers, never redirected.
+
+        It is closed by ``close``, at the latest when the process exits.
+        """
         timeout = self.settings.request_timeout
-        return httpx.Client(
+        client = httpx.Client(
             verify=self.tls,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
             headers={"User-Agent": self.settings.user_agent or f"tap-coupa/{__version__}"},
             follow_redirects=False,
         )
+        self._clients.add(client)
+        return client
+
+    def close(self) -> None:
+        """Close every connection (the workers', the token's): the sync is over."""
+        self._clients.close()
 
     @cached_property
     def authenticator(self) -> CoupaAuthenticator:
@@ -180,7 +222,9 @@ class SyncResources:
     def scheduler(self) -> Scheduler:
         """The request slots every stream shares, ordered as the streams are written."""
         budget = MemoryBudget(self.settings.prefetch_memory_mb * 1024 * 1024)
-        scheduler = Scheduler(self.settings.max_concurrency, self.limiter, budget)
+        scheduler = Scheduler(
+            self.settings.max_concurrency, self.limiter, budget, on_exit=self.http.release
+        )
         scheduler.plan([stream.name for stream in self._sync_order()])
         return scheduler
 

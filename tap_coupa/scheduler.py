@@ -131,10 +131,19 @@ class _Task:
 class Scheduler:
     """Sends every request of the sync, certain before speculative, soonest needed first."""
 
-    def __init__(self, workers: int, limiter: RateLimiter, budget: MemoryBudget) -> None:
+    def __init__(
+        self,
+        workers: int,
+        limiter: RateLimiter,
+        budget: MemoryBudget,
+        *,
+        on_exit: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_exit`` runs on each worker thread as it ends (it closes its connection)."""
         self.workers = max(1, workers)
         self.limiter = limiter
         self.budget = budget
+        self._on_exit = on_exit
         self._cond = threading.Condition()
         #: One worker at a time waits for the rate limiter and then picks.
         self._picking = threading.Lock()
@@ -243,6 +252,7 @@ class Scheduler:
             with self._picking:
                 task = self._next()
             if task is None:
+                self._on_exit()
                 return
             try:
                 with self.limiter.granted():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import gc
 import json
@@ -132,7 +133,8 @@ class TapCoupa(Tap):
                 parse_env_config=bool(config and config.parse_env),
                 validate_config=True,
             )
-            tap.sync_all()
+            with contextlib.closing(tap.resources):  # its connections, once the sync ends
+                tap.sync_all()
         except CoupaConfigError as exc:  # says which input (setting, state, catalog) it is
             cls.logger.error("%s", redact(str(exc)))
             sys.exit(1)

@@ -250,6 +250,19 @@ def test_a_body_that_is_not_an_array_is_named_as_json_names_it(
     assert f"/api/invoices returned {kind}, not a JSON array" in api_error(server)
 
 
+def test_a_thread_releasing_its_client_closes_it_and_connects_again(
+    server: ScriptedServer,
+) -> None:
+    server.script("/api/invoices", Reply(body=[{"id": 1}]))
+    http = make_http(server)
+    assert get(http) == [{"id": 1}]
+    first = http.connection
+    http.release()
+    assert first.is_closed, "its socket closed now, not by the garbage collector"
+    assert get(http) == [{"id": 1}]
+    assert http.connection is not first
+
+
 def test_retries_give_up_with_one_clear_error(server: ScriptedServer) -> None:
     server.script(
         "/api/invoices", Reply(502, raw=b"bad gateway", headers={"Content-Type": "text/plain"})

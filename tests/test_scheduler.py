@@ -176,3 +176,19 @@ def test_a_failing_request_fails_its_future_only() -> None:
     with pytest.raises(ValueError, match="boom"):
         failed.result(WAIT)
     assert sched.submit("a", lambda: "next").result(WAIT) == "next"
+
+
+def test_a_worker_ending_idle_closes_its_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its client, dropped unclosed, would keep its socket open until garbage collected."""
+    monkeypatch.setattr("tap_coupa.scheduler.IDLE_SECONDS", 0.05)
+    ended = threading.Event()
+    worker: list[threading.Thread] = []
+
+    def on_exit() -> None:
+        worker.append(threading.current_thread())
+        ended.set()
+
+    scheduler = Scheduler(4, RateLimiter(10_000, 10_000), MemoryBudget(1 << 30), on_exit=on_exit)
+    sent = scheduler.submit("a", threading.current_thread)
+    assert ended.wait(WAIT), "the idle worker ended"
+    assert worker == [sent.result()], "on the worker's own thread, once"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import typing as t
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +17,7 @@ from coupa_sandbox import Sandbox
 from tap_coupa import tap as tap_module
 from tap_coupa.streams import load_schema
 from tap_coupa.tap import TapCoupa
+from tests import forkserver
 from tests.helpers import TapRunner, catalog_for, tap_config
 
 pytestmark = pytest.mark.sandbox
@@ -232,3 +235,23 @@ def test_sigterm_writes_the_state_and_exits_non_zero(
     assert out.returncode == 128 + signal.SIGTERM
     last = out.stdout.strip().splitlines()[-1]
     assert json.loads(last)["type"] == "STATE"
+
+
+def test_every_connection_is_closed_no_resource_warning(sandbox: Sandbox, tap: TapRunner) -> None:
+    """Meltano runs taps with PYTHONWARNINGS=once: an unclosed socket prints a warning.
+
+    An exec'd process: a forked one keeps the warning filters its server started with.
+    """
+    args = tap.files(tap_config(sandbox, max_concurrency=8), ["invoices", "users"], None)
+    done = subprocess.run(
+        [*forkserver.TAP, *args],
+        env={**os.environ, "PYTHONWARNINGS": "once"},
+        cwd=forkserver.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"stream":"users"' in done.stdout
+    assert "ResourceWarning" not in done.stderr, done.stderr[-2000:]
