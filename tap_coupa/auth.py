@@ -136,6 +136,9 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
                 timeout=self._timeout,
             )
         except httpx.HTTPError as exc:
+            if self._client.is_closed:  # the sync ended (``SyncResources.close``): no retry
+                msg = "The sync ended while a Coupa access token was being minted."
+                raise CoupaAuthError(msg) from None
             msg = (
                 f"Could not reach the Coupa token endpoint {self.auth_endpoint} "
                 f"({type(exc).__name__}). Check base_url/token_url and the network."

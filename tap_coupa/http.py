@@ -230,14 +230,18 @@ class CoupaHTTP:
         # that expired in the queue would be rejected, and a second 401 is final.
         headers = {"Accept": "application/json", **self.auth.headers()}
         self._count(call, requests=1)
+        client = self.connection
         try:
-            with self.connection.stream("GET", url, params=list(call.params), headers=headers) as r:
+            with client.stream("GET", url, params=list(call.params), headers=headers) as r:
                 response, body = r, _read(r)
-        except httpx.TimeoutException as exc:
-            msg = f"timed out ({type(exc).__name__})"
-            raise CoupaRetriableError(msg) from None
         except httpx.TransportError as exc:
-            msg = f"connection failed ({type(exc).__name__}: {exc})"
+            if client.is_closed:  # the sync ended (``SyncResources.close``): nothing waits
+                msg = f"Stream {call.stream!r}: the sync ended before /api/{call.path} answered."
+                raise CoupaError(msg) from None
+            if isinstance(exc, httpx.TimeoutException):
+                msg = f"timed out ({type(exc).__name__})"
+            else:
+                msg = f"connection failed ({type(exc).__name__}: {exc})"
             raise CoupaRetriableError(msg) from None
         status = response.status_code
         if status == httpx.codes.OK:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 import typing as t
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from tap_coupa import retry
-from tap_coupa.auth import CoupaOAuthAuthenticator
+from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaOAuthAuthenticator
 from tap_coupa.errors import CoupaAPIError, CoupaAuthError, CoupaError
 from tap_coupa.http import CoupaHTTP, RequestStats
 from tap_coupa.ratelimit import RateLimiter
@@ -261,6 +263,51 @@ def test_a_thread_releasing_its_client_closes_it_and_connects_again(
     assert first.is_closed, "its socket closed now, not by the garbage collector"
     assert get(http) == [{"id": 1}]
     assert http.connection is not first
+
+
+@pytest.mark.parametrize("asking", ["page", "token"])
+def test_a_request_out_when_the_sync_ends_fails_at_once_unretried_and_unlogged(
+    asking: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing the connections (the sync is over) is not a network failure to retry."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = httpx.Client(timeout=30)
+        auth = CoupaOAuthAuthenticator(
+            token_url=f"{url}/oauth2/token",
+            client_id="cid",
+            client_secret=SECRET,
+            scopes=[],
+            client=client,
+            timeout=30,
+            max_retries=3,
+        )
+        http = CoupaHTTP(
+            api_base=f"{url}/api",
+            authenticator=CoupaAPIKeyAuthenticator(api_key="key"),
+            limiter=RateLimiter(1000, 100),
+            connect=lambda: client,
+            max_retries=3,
+        )
+        failed: list[Exception] = []
+
+        def ask() -> None:
+            try:
+                get(http) if asking == "page" else auth.headers()
+            except CoupaError as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        connection, _ = silent.accept()
+        with connection:
+            assert connection.recv(1024), "the request is out"
+            client.close()
+            thread.join(5)
+    assert not thread.is_alive(), "it failed at once, not after request_timeout"
+    assert [type(exc) for exc in failed] == [CoupaAuthError if asking == "token" else CoupaError]
+    assert "sync ended" in str(failed[0])
+    assert "Retrying" not in caplog.text
 
 
 def test_retries_give_up_with_one_clear_error(server: ScriptedServer) -> None:
