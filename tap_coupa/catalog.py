@@ -35,8 +35,8 @@ def catalog_file_problem(value: object) -> str | None:
     """What keeps a --catalog file's JSON from being a Singer catalog, or None."""
     if not isinstance(value, dict):
         return "is not a JSON object"
-    streams = value.get("streams", [])
-    if not isinstance(streams, list):
+    streams = value.get("streams")
+    if not isinstance(streams, list):  # missing too: a run would sync nothing, silently
         return 'has no "streams" list'
     for index, stream in enumerate(streams):
         if not isinstance(stream, dict):
@@ -86,6 +86,47 @@ def check_catalog(catalog: Catalog, custom_objects: Collection[str] = ()) -> Non
                 f"{extra[:5]}; regenerate the catalog with tap-coupa --discover."
             )
             raise CoupaConfigError(msg)
+    for stream in _synced(catalog):
+        if problem := _schema_problem(catalog[stream]):
+            msg = (
+                f"The catalog's {stream!r} stream {problem}; regenerate it with "
+                "tap-coupa --discover (or meltano select)."
+            )
+            raise CoupaConfigError(msg)
+
+
+def _synced(catalog: Catalog) -> list[str]:
+    """The streams a run with ``catalog`` syncs: the selected ones and their ancestors.
+
+    A parent feeding a selected child is synced too, under its own schema.
+    """
+    specs = registry()
+    synced: list[str] = []
+    for name in selected_streams(catalog):
+        stream: str | None = name
+        while stream is not None and stream not in synced and stream in catalog:
+            synced.append(stream)
+            stream = specs[stream]["parent"] if stream in specs else None
+    return synced
+
+
+def _schema_problem(entry: CatalogEntry) -> str | None:
+    """What in a synced stream's entry the SDK would fail on mid-sync, or None.
+
+    The SDK reads a stream's catalog schema only as the stream starts, and then fails
+    with a traceback, after the streams before it were synced.
+    """
+    schema = entry.json_schema if isinstance(entry, LazyEntry) else entry.schema.to_dict()
+    if not schema:
+        return "has no schema"
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return "has a schema without properties"
+    root = t.cast("StreamMetadata | None", entry.metadata.get(()))
+    key = entry.replication_key or (root.replication_key if root else None)
+    if key and key not in properties:
+        return f"has the replication key {key!r}, which its schema does not declare"
+    return None
 
 
 def _property_names(entry: CatalogEntry) -> set[str]:

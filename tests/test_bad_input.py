@@ -186,6 +186,7 @@ def test_wrong_credentials(sandbox: Sandbox, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("catalog", "expected"),
     [
+        ({}, '"streams" list'),
         ({"streams": {"invoices": {}}}, '"streams" list'),
         ({"streams": ["invoices"]}, "streams[0]"),
         ({"streams": [{"stream": "invoices"}]}, "without a tap_stream_id"),
@@ -196,12 +197,61 @@ def test_wrong_credentials(sandbox: Sandbox, tmp_path: Path) -> None:
             "'users' metadata",
         ),
     ],
-    ids=["streams-object", "stream-string", "no-id", "schema-list", "metadata-object", "crumb"],
+    ids=[
+        "no-streams",
+        "streams-object",
+        "stream-string",
+        "no-id",
+        "schema-list",
+        "metadata-object",
+        "crumb",
+    ],
 )
 def test_malformed_catalog(tmp_path: Path, catalog: dict[str, t.Any], expected: str) -> None:
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
     done = run_tap(tmp_path, GOOD, "--catalog", str(tmp_path / "catalog.json"))
     assert_one_clear_error(done, "--catalog", expected, "--discover")
+
+
+@pytest.mark.parametrize(
+    ("selected", "stream", "change", "expected"),
+    [
+        ("users", "users", lambda e: e.pop("schema"), "'users' stream has no schema"),
+        ("users", "users", lambda e: e["schema"].pop("properties"), "schema without properties"),
+        (
+            "users",
+            "users",
+            lambda e: e.update(replication_key="nope-at"),
+            "'users' stream has the replication key 'nope-at'",
+        ),
+        (
+            "users",
+            "users",
+            lambda e: e["schema"]["properties"].pop("updated-at"),
+            "replication key 'updated-at', which its schema does not declare",
+        ),
+        # A parent feeding a selected child is synced under its own schema too.
+        ("invoice_lines", "invoices", lambda e: e.pop("schema"), "'invoices' stream has no schema"),
+    ],
+    ids=["no-schema", "no-properties", "unknown-key", "undeclared-key", "parent-no-schema"],
+)
+def test_a_catalog_entry_a_sync_would_fail_on_is_refused_before_any_request(
+    tmp_path: Path,
+    selected: str,
+    stream: str,
+    change: t.Callable[[dict[str, t.Any]], object],
+    expected: str,
+) -> None:
+    """The SDK would fail with a traceback as the stream starts, after others synced."""
+    with ScriptedServer() as server:
+        config = {**GOOD, "base_url": server.url}
+        path = selected_catalog(tmp_path, config, selected)
+        catalog = json.loads(path.read_text())
+        change(next(e for e in catalog["streams"] if e["tap_stream_id"] == stream))
+        path.write_text(json.dumps(catalog))
+        done = run_tap(tmp_path, config, "--catalog", str(path))
+        assert server.seen == [], "refused before any request (the token's too)"
+    assert_one_clear_error(done, expected, "--discover")
 
 
 def test_refused_credentials_are_asked_once(tmp_path: Path) -> None:
