@@ -303,8 +303,9 @@ def test_a_request_out_when_the_sync_ends_fails_at_once_unretried_and_unlogged(
         with connection:
             assert connection.recv(1024), "the request is out"
             client.close()
-            thread.join(5)
-    assert not thread.is_alive(), "it failed at once, not after request_timeout"
+        # Hanging up wakes a read that was waiting before the close (closing does not).
+        thread.join(5)
+    assert not thread.is_alive()
     assert [type(exc) for exc in failed] == [CoupaAuthError if asking == "token" else CoupaError]
     assert "sync ended" in str(failed[0])
     assert "Retrying" not in caplog.text
