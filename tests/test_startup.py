@@ -17,6 +17,7 @@ import threading
 import typing as t
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -78,6 +79,8 @@ def test_the_collector_is_paused_for_start_up_and_runs_once_records_flow(
     monkeypatch.setattr(atexit, "register", at_exit.append)
     monkeypatch.setattr(tap_module.TapCoupa, "__init__", lambda _, **__: seen.append(fake.enabled))
     monkeypatch.setattr(tap_module.TapCoupa, "sync_all", lambda _: seen.append(fake.enabled))
+    # No settings behind the stubbed __init__, and no connection to close.
+    monkeypatch.setattr(tap_module.TapCoupa, "resources", SimpleNamespace(close=lambda: None))
 
     tap_module.TapCoupa.invoke()
     assert seen == [False, False], "start-up ran with the collector on"
@@ -247,7 +250,10 @@ def test_the_catalog_is_read_as_the_sdk_reads_it_with_schemas_converted_when_rea
 @pytest.mark.unit
 def test_state_and_catalog_files_are_read_as_the_sdk_reads_them() -> None:
     """Once, in C, yet as the SDK's ``load_json``: numbers with a fraction as ``Decimal``."""
-    text = '{"bookmarks": {"invoices": {"x": 1.10, "n": 3}}, "t": "2025-03-10T08:00:00-07:00"}'
+    text = (
+        '{"streams": [], "bookmarks": {"invoices": {"x": 1.10, "n": 3}}, '
+        '"t": "2025-03-10T08:00:00-07:00"}'
+    )
     value = tap_module._read_json("catalog", io.StringIO(text))
     assert value == load_json(text)
     assert value["bookmarks"]["invoices"]["x"] == Decimal("1.10")
