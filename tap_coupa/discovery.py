@@ -78,7 +78,9 @@ def discover_custom_fields(streams: Sequence[CoupaStream], resources: SyncResour
             stream.check_found(page.not_found)
         records = page.records
         found = infer_properties(
-            r["custom-fields"] for r in records if isinstance(r.get("custom-fields"), dict)
+            fields
+            for r in records
+            if isinstance(r, dict) and isinstance(fields := r.get("custom-fields"), dict)
         )
         if found:
             stream.schema["properties"]["custom-fields"]["properties"] = found
