@@ -217,6 +217,23 @@ def selected_streams(catalog: Catalog) -> list[str]:
     ]
 
 
+def synced_streams(catalog: Catalog) -> list[str]:
+    """The streams a sync reads: those the catalog selects, and the parents they come from.
+
+    A child's rows are read through its parent, selected or not, and its parent's
+    stream maps apply to them (the SDK's rule).
+    """
+    specs = registry()
+    synced: list[str] = []
+    for selected in selected_streams(catalog):
+        name: str | None = selected
+        while name is not None and name not in synced:
+            synced.append(name)
+            spec = specs.get(name)
+            name = spec["parent"] if spec and spec["parent"] in catalog else None
+    return synced
+
+
 def full_table_streams(catalog: Mapping[str, t.Any]) -> frozenset[str]:
     """Streams the catalog forces to FULL_TABLE, in any spelling taps and Meltano write.
 

@@ -16,7 +16,7 @@ from pathlib import Path, PurePath
 
 import msgspec
 from singer_sdk import Tap
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, MappingError
 from singer_sdk.helpers._catalog import _pop_deselected_schema as pop_deselected_schema
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.plugin_base import PluginBase
@@ -31,6 +31,7 @@ from tap_coupa.catalog import (
     full_table_streams,
     read_catalog,
     selected_streams,
+    synced_streams,
 )
 from tap_coupa.collection import CollectionStream
 from tap_coupa.discovery import discover_custom_fields
@@ -142,6 +143,9 @@ class TapCoupa(Tap):
             for line in exc.errors or [str(exc)]:
                 cls.logger.error("Invalid config: %s", redact(line))
             sys.exit(1)
+        except MappingError as exc:
+            cls.logger.error("Invalid stream_maps: %s; fix the stream_maps setting.", exc)
+            sys.exit(1)
         except CoupaError as exc:
             cls.logger.error("%s", redact(str(exc)))
             sys.exit(1)
@@ -207,6 +211,11 @@ class TapCoupa(Tap):
             mapper.register_raw_stream_schema(name, schema, entry.key_properties)
 
         mapper.stream_maps = LazyStreamMaps(register)
+        if self.config.get("stream_maps"):
+            # Built now, a bad map fails the run before any request, not when its
+            # stream's turn comes after the streams before it have synced.
+            for name in synced_streams(catalog):
+                mapper.stream_maps[name]  # registers the stream's maps
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

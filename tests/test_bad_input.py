@@ -13,7 +13,7 @@ import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
 from tests import helpers
-from tests.helpers import CLIENT_ID, CLIENT_SECRET, catalog_for, parse_output
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, TapRunner, catalog_for, parse_output
 from tests.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.sandbox
@@ -328,3 +328,17 @@ def test_a_malformed_record_is_one_clear_error_and_state_stays_behind(
         bookmark = state["bookmarks"].get("invoices", {})
         assert "replication_key_value" not in bookmark, "the bookmark did not advance"
         assert bookmark.get("progress", {}).get("after_id", 0) <= 5
+
+
+def test_a_bad_stream_map_fails_the_run_before_any_stream_syncs(
+    sandbox: Sandbox, tap: TapRunner
+) -> None:
+    """Checked when its stream's turn came, it failed after the streams before it."""
+    config = helpers.tap_config(sandbox, stream_maps={"suppliers": {"__else__": None}})
+    out = tap.run(config, ["currencies", "suppliers"], check=False)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    errors = [line for line in out.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, errors
+    assert "stream_maps" in errors[0]
+    assert not out.records, "a stream synced before the map was refused"
