@@ -46,6 +46,7 @@ from tap_coupa.writer import BatchingWriter
 JSON_FILE = msgspec.json.Decoder(float_hook=Decimal)
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import FrameType
 
     import click
@@ -134,7 +135,8 @@ class TapCoupa(Tap):
                 parse_env_config=bool(config and config.parse_env),
                 validate_config=True,
             )
-            with contextlib.closing(tap.resources):  # its connections, once the sync ends
+            # Its connections are closed once the sync ends.
+            with contextlib.closing(tap.resources), tap.deselected_in_one_line():
                 tap.sync_all()
         except CoupaConfigError as exc:  # says which input (setting, state, catalog) it is
             cls.logger.error("%s", redact(str(exc)))
@@ -185,6 +187,24 @@ class TapCoupa(Tap):
         text for the schema to reject.
         """
         return numbers_from_text(super()._env_var_config)
+
+    @contextlib.contextmanager
+    def deselected_in_one_line(self) -> Iterator[None]:
+        """Name the deselected streams in one line, where the SDK's sync logs one each.
+
+        A catalog from discovery or Meltano lists every stream: the SDK's line per
+        deselected stream was a hundred lines of every run's log.
+        """
+        if self.input_catalog is not None:  # read from stream-level metadata: no masks yet
+            synced = set(synced_streams(self.input_catalog))
+            if skipped := sum(name not in synced for name in self.streams):
+                self.logger.info("Skipping %d deselected streams.", skipped)
+        quiet = _Without("Skipping deselected stream")
+        self.logger.addFilter(quiet)
+        try:
+            yield
+        finally:
+            self.logger.removeFilter(quiet)
 
     @override
     def setup_mapper(self) -> None:
@@ -316,6 +336,18 @@ class TapCoupa(Tap):
             if typed:
                 discover_custom_fields(typed, self.resources)
         return streams
+
+
+class _Without(logging.Filter):
+    """Drops the log records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every other record."""
+        return not str(record.msg).startswith(self.prefix)
 
 
 def _config_file_problem(path: str) -> str | None:

@@ -255,3 +255,12 @@ def test_every_connection_is_closed_no_resource_warning(sandbox: Sandbox, tap: T
     assert done.returncode == 0, done.stderr[-2000:]
     assert '"stream":"users"' in done.stdout
     assert "ResourceWarning" not in done.stderr, done.stderr[-2000:]
+
+
+def test_the_deselected_streams_are_named_in_one_line(sandbox: Sandbox, tap: TapRunner) -> None:
+    """The SDK logs a line per deselected stream: a hundred, each run."""
+    out = tap.run(tap_config(sandbox), ["users", "currencies"])
+    assert out.records["users"], "the selected streams synced"
+    assert "Skipping deselected stream '" not in out.stderr
+    total = len(json.loads(next(tap.tmp_path.glob("catalog*.json")).read_text())["streams"])
+    assert f"Skipping {total - 2} deselected streams." in out.stderr
