@@ -76,9 +76,15 @@ class CoupaAPIError(CoupaError):
 class CoupaRetriableError(RetriableAPIError):
     """A transient failure (429, 5xx, network, truncated body) worth another try."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, throttled: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        #: A 429: the rate, not the request, was wrong (see ``http.THROTTLED_RETRIES``).
+        self.throttled = throttled
+        #: Set by the transport: no retry is left for this request.
+        self.exhausted = False
 
 
 class CoupaConfigError(ConfigValidationError):

@@ -44,6 +44,9 @@ def is_no_results(answer: str) -> bool:
 
 logger = logging.getLogger("tap-coupa")
 
+#: Retries of a request answered 429, beyond ``max_retries``.
+THROTTLED_RETRIES = 8
+
 
 @dataclass
 class RequestStats:
@@ -120,6 +123,9 @@ class _Call:
     missing_ok: bool = False
     cancelled: t.Callable[[], bool] | None = None
     reauthenticated: bool = False
+    #: Tries that failed: answered 429, and otherwise.
+    throttled: int = 0
+    failures: int = 0
 
 
 class CoupaHTTP:
@@ -145,12 +151,14 @@ class CoupaHTTP:
         self._connect = connect
         self._local = threading.local()
         self.stats = RequestStats()
+        self.max_retries = max_retries
         self._fetch = retry.retrying(
-            self._fetch_once,
+            self._attempt,
             CoupaRetriableError,
             max_retries=max_retries,
             on_backoff=self._on_backoff,
             on_giveup=self._on_giveup,
+            giveup=lambda exc: getattr(exc, "exhausted", True),
         )
 
     @property
@@ -221,6 +229,27 @@ class CoupaHTTP:
         )
         raise CoupaError(msg) from None
 
+    def _attempt(self, call: _Call) -> Page:
+        """One try of ``call``; a failure says whether it leaves a retry.
+
+        429s are counted apart, with ``THROTTLED_RETRIES`` more: they say the pace was
+        too fast (the limiter slows down), not that the request fails. Counted with
+        the rest, a request that met a few storms in a row on an instance stricter
+        than Coupa's ended the sync.
+        """
+        try:
+            return self._fetch_once(call)
+        except CoupaRetriableError as exc:
+            if exc.throttled:
+                call.throttled += 1
+            else:
+                call.failures += 1
+            exc.exhausted = (
+                call.failures > self.max_retries
+                or call.throttled > self.max_retries + THROTTLED_RETRIES
+            )
+            raise
+
     def _fetch_once(self, call: _Call) -> Page:
         url = f"{self.api_base}/{call.path}"
         if not self.limiter.acquire(call.cancelled):
@@ -268,7 +297,9 @@ class CoupaHTTP:
         if status in retry.RETRY_STATUSES:
             msg = f"HTTP {status} {snippet(response.text, 120)!r}"
             raise CoupaRetriableError(
-                msg, retry_after=retry.retry_after(response.headers.get("Retry-After"))
+                msg,
+                retry_after=retry.retry_after(response.headers.get("Retry-After")),
+                throttled=status == httpx.codes.TOO_MANY_REQUESTS,
             )
         raise CoupaAPIError(self._failure(call, response))
 

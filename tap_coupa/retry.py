@@ -54,16 +54,24 @@ def retry_after(value: str | None) -> float | None:
 
 
 def retrying(
-    call: F, worth: type[Exception], *, max_retries: int, on_backoff: Handler, on_giveup: Handler
+    call: F,
+    worth: type[Exception],
+    *,
+    max_retries: int,
+    on_backoff: Handler,
+    on_giveup: Handler,
+    giveup: t.Callable[[Exception], bool] | None = None,
 ) -> F:
     """``call``, repeated at most ``max_retries`` times while it raises ``worth``.
 
     Between tries it waits as ``wait`` says. ``on_giveup`` raises the final error.
+    With ``giveup``, it alone says when to stop (the caller counts the tries).
     """
     return backoff.on_exception(
         wait,
         worth,
-        max_tries=max_retries + 1,
+        max_tries=None if giveup else max_retries + 1,
+        giveup=giveup or (lambda _: False),
         jitter=None,
         on_backoff=on_backoff,
         on_giveup=on_giveup,

@@ -156,7 +156,7 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "max_retries",
         th.IntegerType(minimum=0),
         default=8,
-        description="Retries of a failing request (429, 5xx, network, bad body).",
+        description="Retries of a failing request (5xx, network, bad body); 429s get 8 more.",
     ),
     th.Property(
         "max_requests_per_second",

@@ -399,3 +399,24 @@ def test_bodies_that_echo_the_request_never_show_the_secret_or_the_token() -> No
         assert srv.requests_to("/api/invoices")[0].headers["Authorization"] == f"Bearer {token}"
         assert "Invalid Bearer ***" in str(failed.value)
         assert token not in str(failed.value)
+
+
+@pytest.mark.usefixtures("no_backoff_wait")
+def test_429s_have_retries_of_their_own_and_other_failures_do_not(
+    server: ScriptedServer,
+) -> None:
+    """A 429 says the pace was too fast, not that the request fails."""
+    throttled = Reply(429, {"errors": {"error": ["Rate limit exceeded"]}})
+    server.script("/api/invoices", *[throttled] * 5, Reply(body=[{"id": 1}]))
+    assert get(make_http(server, max_retries=2)) == [{"id": 1}]
+    assert len(server.requests_to("/api/invoices")) == 6, "five 429s, more than max_retries"
+
+    server.seen.clear()
+    server.script("/api/invoices", *[throttled] * 30)
+    with pytest.raises(CoupaError, match="after 11 attempts"):
+        get(make_http(server, max_retries=2))  # 1 + 2 + 8 more for 429s
+
+    server.seen.clear()
+    server.script("/api/invoices", Reply(503, {"errors": {}}))
+    with pytest.raises(CoupaError, match="after 3 attempts"):
+        get(make_http(server, max_retries=2))

@@ -79,8 +79,9 @@ def test_the_collector_is_paused_for_start_up_and_runs_once_records_flow(
     monkeypatch.setattr(atexit, "register", at_exit.append)
     monkeypatch.setattr(tap_module.TapCoupa, "__init__", lambda _, **__: seen.append(fake.enabled))
     monkeypatch.setattr(tap_module.TapCoupa, "sync_all", lambda _: seen.append(fake.enabled))
-    # No settings behind the stubbed __init__, and no connection to close.
+    # No settings or catalog behind the stubbed __init__, and no connection to close.
     monkeypatch.setattr(tap_module.TapCoupa, "resources", SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(tap_module.TapCoupa, "input_catalog", None)
 
     tap_module.TapCoupa.invoke()
     assert seen == [False, False], "start-up ran with the collector on"
