@@ -86,28 +86,13 @@ def check_catalog(catalog: Catalog, custom_objects: Collection[str] = ()) -> Non
                 f"{extra[:5]}; regenerate the catalog with tap-coupa --discover."
             )
             raise CoupaConfigError(msg)
-    for stream in _synced(catalog):
+    for stream in synced_streams(catalog):
         if problem := _schema_problem(catalog[stream]):
             msg = (
                 f"The catalog's {stream!r} stream {problem}; regenerate it with "
                 "tap-coupa --discover (or meltano select)."
             )
             raise CoupaConfigError(msg)
-
-
-def _synced(catalog: Catalog) -> list[str]:
-    """The streams a run with ``catalog`` syncs: the selected ones and their ancestors.
-
-    A parent feeding a selected child is synced too, under its own schema.
-    """
-    specs = registry()
-    synced: list[str] = []
-    for name in selected_streams(catalog):
-        stream: str | None = name
-        while stream is not None and stream not in synced and stream in catalog:
-            synced.append(stream)
-            stream = specs[stream]["parent"] if stream in specs else None
-    return synced
 
 
 def _schema_problem(entry: CatalogEntry) -> str | None:

@@ -89,7 +89,7 @@ class Progress:
 
     def covers(self, streams: Collection[str]) -> bool:
         """Whether the interrupted scan was emitting every one of ``streams``."""
-        return self.streams is None or set(streams) <= set(self.streams)
+        return _covers(self.streams, streams)
 
 
 def _streams(value: object) -> tuple[str, ...] | None:
@@ -100,6 +100,11 @@ def _streams(value: object) -> tuple[str, ...] | None:
         msg = f"has streams {value!r}, not a list of stream names"
         raise ValueError(msg)
     return tuple(value)
+
+
+def _covers(covered: tuple[str, ...] | None, streams: Collection[str]) -> bool:
+    """Whether ``streams`` were all emitted (a state without the list covers them)."""
+    return covered is None or set(streams) <= set(covered)
 
 
 class StreamState:
@@ -135,8 +140,7 @@ class StreamState:
 
     def covers(self, streams: Collection[str]) -> bool:
         """Whether the bookmark was left by a scan that emitted every one of ``streams``."""
-        covered = _streams(self._state.get(STREAMS))
-        return covered is None or set(streams) <= set(covered)
+        return _covers(_streams(self._state.get(STREAMS)), streams)
 
     def since(
         self,
