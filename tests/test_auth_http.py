@@ -11,8 +11,9 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
+from httpcore._backends.sync import SyncStream
 
-from tap_coupa import retry
+from tap_coupa import http, retry
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaOAuthAuthenticator
 from tap_coupa.errors import CoupaAPIError, CoupaAuthError, CoupaError
 from tap_coupa.http import CoupaHTTP, RequestStats
@@ -420,3 +421,22 @@ def test_429s_have_retries_of_their_own_and_other_failures_do_not(
     server.script("/api/invoices", Reply(503, {"errors": {}}))
     with pytest.raises(CoupaError, match="after 3 attempts"):
         get(make_http(server, max_retries=2))
+
+
+def test_a_large_page_is_read_in_large_reads(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of full invoices (~1.3 MB) is not read 64 KiB at a time, as httpcore does."""
+    asked: list[int] = []
+    read = SyncStream.read
+
+    def recorded(stream: t.Any, max_bytes: int, timeout: float | None = None) -> bytes:
+        asked.append(max_bytes)
+        return read(stream, max_bytes, timeout)
+
+    monkeypatch.setattr(SyncStream, "read", recorded)
+    page = [{"id": n, "note": "x" * 1000} for n in range(1, 1301)]
+    server.script("/api/invoices", Reply(body=page))
+    assert [record["id"] for record in get(make_http(server))] == list(range(1, 1301))
+    assert set(asked) == {http.READ_BYTES}
+    assert http.READ_BYTES >= 1 << 20
