@@ -51,8 +51,8 @@ THROTTLED_RETRIES = 8
 #: The most one read of a response takes (httpcore reads 64 KiB). A page of full
 #: invoices is ~1.3 MB: in 64 KiB reads, each went through h11's copies and took the
 #: interpreter lock back from the thread decoding. In 256 KiB reads a scan of them took
-#: 6-7% less CPU. 1 MiB saved as much in most runs but, with 48 slow responses
-#: arriving at once, raised peak RSS by 60 MB (each read allocates its size).
+#: 6-7% less CPU. 1 MiB reads saved 7-13% but, with 48 slow responses arriving at
+#: once, raised peak RSS by 60-110 MB (each read allocates its size).
 READ_BYTES = 1 << 18
 httpcore.HTTP11Connection.READ_NUM_BYTES = READ_BYTES
 
