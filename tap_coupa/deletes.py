@@ -22,7 +22,8 @@ this listing does not. Why that never reports an existing record:
   (``state.DeleteState``). A failed page fails the sync: nothing is compared.
 * A deletion is reported with the STATE that records the new listing right after it,
   so it is reported once; an id it reports is not held again even if a scan emitted it
-  while the listing ran (``DeleteState.finish_listing``).
+  while the listing ran (``DeleteState.finish_listing``). A sync stopped while the
+  deletions are reported left them held: the next listing reports them again.
 * No 404 but Coupa's "no results" is read as an empty listing (``IdScan``'s
   ``missing_ok``): a proxy's 404 would otherwise report every held id.
 
@@ -74,8 +75,9 @@ class DeleteCheck:
     def deleted_ids(self) -> Iterator[int]:
         """List every id, then yield the held ones no longer there.
 
-        Nothing is yielded until the listing is complete; the caller reports the ids
-        and then writes the state this method leaves (the new held ids).
+        Nothing is yielded until the listing is complete, and the state takes the new
+        held ids only once every one is yielded (reported): a STATE written meanwhile
+        (the SDK's every 10,000 records, or on SIGTERM) still holds those not reported.
         """
         baseline = self.state.known
         after_id, seen, started_at = self.state.resume()
@@ -95,7 +97,6 @@ class DeleteCheck:
         deleted: list[int] = []
         if baseline is not None:
             deleted = [record_id for record_id in baseline if record_id not in seen]
-        self.state.finish_listing(seen, started_at)
         stats = scan.source.stats
         logger.info(
             "Stream %r: delete check listed %d ids in %d requests, %d deleted%s, in %.1fs.",
@@ -107,6 +108,7 @@ class DeleteCheck:
             time.monotonic() - began,
         )
         yield from deleted
+        self.state.finish_listing(seen, started_at)
 
 
 def deleted_record(record_id: int, when: str) -> dict[str, t.Any]:

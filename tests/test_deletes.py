@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import signal
 import typing as t
+from types import SimpleNamespace
 
 import pendulum
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
+from tap_coupa.deletes import DeleteCheck
 from tap_coupa.idruns import IdRuns
 from tap_coupa.state import DeleteState
 from tests.helpers import Output, TapRunner, tap_config
@@ -150,3 +153,39 @@ def test_an_id_reported_deleted_is_not_held_again_when_a_scan_emitted_it_meanwhi
     assert known is not None
     assert 3 not in known, "reported deleted by this listing: holding it reports it again"
     assert list(known) == [1, 2, 4, 9], "9 was emitted after the listing began: held"
+
+
+def test_the_held_ids_drop_the_deleted_ones_only_once_all_are_reported() -> None:
+    """A STATE written while deletions are reported still holds those not reported yet.
+
+    The SDK writes the state every 10,000 records, and on SIGTERM: had it already
+    dropped them, a sync stopped there would never report the rest.
+    """
+    entry: dict[str, t.Any] = {}
+    held = DeleteState(entry)
+    held.finish_listing(IdRuns.of(range(1, 11)), "2025-01-01T00:00:00+00:00")  # the baseline
+    live = [1, 2, 5, 9]
+
+    def listing(after_id: int | None) -> t.Any:
+        assert after_id is None
+        return _Listing({"id": i} for i in live)
+
+    check = DeleteCheck("suppliers", held, listing, lambda: None)
+    gone = [3, 4, 6, 7, 8, 10]
+    reported: list[int] = []
+    for record_id in check.deleted_ids():
+        reported.append(record_id)
+        written = DeleteState(copy.deepcopy(entry)).known  # what a STATE now would hold
+        assert written is not None
+        not_yet = set(gone) - set(reported)
+        assert not_yet <= set(written), f"{sorted(not_yet - set(written))} would never be reported"
+    assert reported == gone
+    known = held.known
+    assert known is not None
+    assert list(known) == live
+
+
+class _Listing(list[dict[str, int]]):
+    """A listing's scan as ``DeleteCheck`` reads it: its records, and its requests."""
+
+    source = SimpleNamespace(stats=SimpleNamespace(requests=1))
