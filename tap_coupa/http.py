@@ -25,7 +25,7 @@ import httpx
 import msgspec
 
 from tap_coupa import rawjson, retry
-from tap_coupa.errors import CoupaAPIError, CoupaError, CoupaRetriableError, snippet
+from tap_coupa.errors import CoupaAPIError, CoupaError, CoupaRetriableError, redact, snippet
 from tap_coupa.rawjson import Record
 
 if t.TYPE_CHECKING:
@@ -278,8 +278,8 @@ class CoupaHTTP:
                 raise CoupaError(msg) from None
             if isinstance(exc, httpx.TimeoutException):
                 msg = f"timed out ({type(exc).__name__})"
-            else:
-                msg = f"connection failed ({type(exc).__name__}: {exc})"
+            else:  # redacted: h11 quotes a header value it refuses (a key with a space)
+                msg = f"connection failed ({type(exc).__name__}: {redact(str(exc))})"
             raise CoupaRetriableError(msg) from None
         status = response.status_code
         if status == httpx.codes.OK:

@@ -82,3 +82,16 @@ def test_a_secret_setting_of_the_wrong_type_is_not_quoted_in_its_error(tap: TapR
             assert len(errors) == 1, run.stderr[-500:]
             assert "client_secret" in errors[0], "the error names the setting"
             assert_clean(run.stderr, [SECRET])
+
+
+def test_a_key_the_http_library_refuses_is_not_quoted_in_the_retry_warnings(
+    tap: TapRunner,
+) -> None:
+    """h11 quotes a header value it refuses (a key pasted with a trailing space)."""
+    with Sandbox(SandboxConfig(seed=2, api_key=API_KEY)) as sb:
+        settings = {"base_url": sb.url, "api_key": API_KEY + " ", "max_retries": 1}
+        run = tap.run(settings, ["users"], check=False)
+    assert run.returncode == 1
+    assert "Illegal header value" in run.stderr, run.stderr[-2000:]
+    assert "Retrying users page" in run.stderr, "the warnings this test is about"
+    assert_clean(run.stderr, [API_KEY])
