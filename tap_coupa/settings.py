@@ -372,11 +372,12 @@ class Settings:
 
     @classmethod
     def parse(
-        cls, config: Mapping[str, t.Any], streams: Collection[str], collections: Collection[str]
+        cls, config: Mapping[str, t.Any], streams: Collection[str], listed: Collection[str]
     ) -> Settings:
         """Check ``config`` (one clear error per problem) and apply the defaults.
 
-        ``streams`` are every stream's name, ``collections`` the top-level ones.
+        ``streams`` are every stream's name; ``listed`` the top-level ones whose ids a
+        delete check can list (the custom objects' streams are added here).
         """
         hide_secrets(config)
         value = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
@@ -405,7 +406,9 @@ class Settings:
                 "bookmark_safety_margin", value["bookmark_safety_margin"]
             ),
             lookback_window=_duration("lookback_window", value["lookback_window"]),
-            detect_deletes=_detect_deletes(value.get("detect_deletes"), collections),
+            detect_deletes=_detect_deletes(
+                value.get("detect_deletes"), {*listed, *(c.stream for c in custom_objects)}
+            ),
             delete_check_interval=_duration(
                 "delete_check_interval", value["delete_check_interval"]
             ),
@@ -498,14 +501,15 @@ def _start_date(value: object) -> pendulum.DateTime | None:
         raise CoupaConfigError(msg) from None
 
 
-def _detect_deletes(value: object, collections: Collection[str]) -> frozenset[str]:
+def _detect_deletes(value: object, listed: Collection[str]) -> frozenset[str]:
     if isinstance(value, str):  # one name, as an environment variable may give it
         value = [value]
     names = frozenset(str(name) for name in t.cast("list[object]", value or []))
-    if unknown := sorted(names - {"*", *collections}):
+    if unknown := sorted(names - {"*", *listed}):
         msg = (
-            f"detect_deletes names {unknown[:5]}, not top-level streams; use names from "
-            '--discover (child streams are not checked: see the README), or ["*"].'
+            f"detect_deletes names {unknown[:5]}, not top-level streams whose ids can be "
+            "listed; use names from --discover (child streams and purchase order revisions "
+            'are not checked: see the README), or ["*"].'
         )
         raise CoupaConfigError(msg)
     return names

@@ -260,8 +260,9 @@ class TapCoupa(Tap):
     def settings(self) -> Settings:
         """The configuration, checked, typed and with its defaults."""
         specs = registry()
-        collections = [name for name, spec in specs.items() if not spec["parent"]]
-        return Settings.parse(self.config, specs, collections)
+        # The collections whose ids a delete check lists (``CollectionStream.lists_ids``).
+        listed = [n for n, spec in specs.items() if not spec["parent"] and not spec["key_object"]]
+        return Settings.parse(self.config, specs, listed)
 
     @cached_property
     def resources(self) -> SyncResources:

@@ -57,6 +57,10 @@ def assert_one_clear_error(done: subprocess.CompletedProcess[str], *expected: st
             ("stream_options.invoices.fields", "not JSON", "projection"),
         ),
         ({"detect_deletes": ["invoice_lines"]}, ("detect_deletes", "invoice_lines", "child")),
+        (
+            {"detect_deletes": ["purchase_order_revisions"]},
+            ("detect_deletes", "purchase_order_revisions"),
+        ),
         ({"bookmark_safety_margin": "5 minutes"}, ("bookmark_safety_margin", "ISO-8601")),
     ],
     ids=[
@@ -70,6 +74,7 @@ def assert_one_clear_error(done: subprocess.CompletedProcess[str], *expected: st
         "no-secret",
         "fields-not-json",
         "deletes-of-a-child",
+        "deletes-of-revisions",
         "margin-not-a-duration",
     ],
 )

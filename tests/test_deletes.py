@@ -14,6 +14,7 @@ from coupa_sandbox import Sandbox, SandboxConfig
 from tap_coupa.deletes import DeleteCheck
 from tap_coupa.idruns import IdRuns
 from tap_coupa.state import DeleteState
+from tap_coupa.tap import TapCoupa
 from tests.helpers import Output, TapRunner, tap_config
 
 pytestmark = pytest.mark.sandbox
@@ -189,3 +190,16 @@ class _Listing(list[dict[str, int]]):
     """A listing's scan as ``DeleteCheck`` reads it: its records, and its requests."""
 
     source = SimpleNamespace(stats=SimpleNamespace(requests=1))
+
+
+def test_a_custom_object_may_be_named_in_detect_deletes() -> None:
+    """Its ids are listed as a collection's (``["*"]`` includes it): by name too."""
+    config = {
+        "base_url": "https://acme.coupahost.com",
+        "api_key": "a-key-never-sent-anywhere",
+        "custom_objects": [{"name": "vehicles", "object_id": "12"}],
+        "detect_deletes": ["custom_object_vehicles"],
+    }
+    tap = TapCoupa(config=config, catalog={"streams": []}, setup_mapper=False)
+    assert tap.settings.detects_deletes("custom_object_vehicles")
+    assert not tap.settings.detects_deletes("invoices")
