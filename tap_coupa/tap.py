@@ -211,7 +211,7 @@ class TapCoupa(Tap):
         """Register each stream with the stream maps when the stream first needs them.
 
         The SDK registers every stream of the catalog up front, copying and resolving
-        each schema: with ~180 streams, a large part of every sync's start-up. Here a
+        each schema: with ~110 streams, a large part of every sync's start-up. Here a
         stream's maps are built when it first asks for them: as its scan starts, ahead
         of its turn, while the first stream's requests are already out. Discovery (no
         input catalog) registers them all.
