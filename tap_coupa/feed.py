@@ -37,7 +37,6 @@ class Feed:
     def __init__(
         self, name: str, batches: Generator[Batch, None, None], budget: MemoryBudget
     ) -> None:
-        self.name = name
         self._batches = batches
         self._budget = budget
         self._cond = threading.Condition()
