@@ -15,7 +15,7 @@ from singer_sdk.helpers._util import utc_now
 from typing_extensions import override
 
 from tap_coupa import retry
-from tap_coupa.errors import CoupaAuthError, hide, snippet
+from tap_coupa.errors import CoupaAuthError, hide, redact, snippet
 
 #: Renew this many seconds before Coupa's stated expiry, so no request carries a
 #: token that expires in flight.
@@ -122,7 +122,13 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         self.access_token = str(token)
         hide(self.access_token)
         expires_in = payload.get("expires_in")
-        self.expires_in = int(expires_in) if expires_in else None
+        self.expires_in = _seconds(expires_in)
+        if self.expires_in is None and expires_in is not None:
+            self.logger.warning(
+                "Coupa's token answer has expires_in %s, not a number of seconds: the "
+                "token is renewed when Coupa rejects it.",
+                snippet(repr(expires_in), 40),
+            )
         self.last_refreshed = requested_at
         self.logger.info("Obtained a Coupa access token (expires in %ss).", self.expires_in)
 
@@ -177,7 +183,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         }.get(error, "check client_id, client_secret, scopes and token_url")
         return (
             f"Coupa refused the access token request: HTTP {response.status_code} "
-            f"{error or text!r} from {self.auth_endpoint}; {hint}."
+            f"{redact(error) or text!r} from {self.auth_endpoint}; {hint}."
         )
 
     def headers(self) -> dict[str, str]:
@@ -203,6 +209,15 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
             if headers.get("Authorization") == f"Bearer {self.access_token}":
                 self.access_token = None
         return True
+
+
+def _seconds(value: object) -> int | None:
+    """``expires_in`` in whole seconds; None (renewed on a 401) unless a positive number."""
+    try:
+        seconds = int(float(t.cast("t.Any", value)))
+    except (TypeError, ValueError, OverflowError):  # absent, text, NaN, infinite
+        return None
+    return seconds if seconds > 0 else None
 
 
 class CoupaAPIKeyAuthenticator(APIKeyAuthenticator):

@@ -95,6 +95,32 @@ def test_expired_token_is_reminted(server: ScriptedServer) -> None:
     assert server.requests_to("/api/invoices")[-1].headers["Authorization"] == "Bearer tok-2"
 
 
+@pytest.mark.parametrize("expires_in", ["soon", "NaN", [86399], -5, "86399.5"])
+def test_an_odd_expires_in_is_no_traceback_and_the_token_lasts_until_rejected(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture, expires_in: object
+) -> None:
+    """A look-alike's odd ``expires_in`` is no traceback: the token is used until rejected."""
+    server.script(
+        "/oauth2/token",
+        Reply(body={**TOKEN, "expires_in": expires_in}),
+        Reply(body={**TOKEN, "access_token": "tok-2"}),
+    )
+    server.script(
+        "/api/invoices", Reply(body=[]), Reply(body=[]), Reply(status=401), Reply(body=[])
+    )
+    http = make_http(server)
+    get(http)
+    get(http)
+    minted = len(server.requests_to("/oauth2/token"))
+    assert minted == 1, "kept while Coupa accepts it"
+    get(http)
+    minted = len(server.requests_to("/oauth2/token"))
+    assert minted == 2, "renewed on the 401"
+    assert server.requests_to("/api/invoices")[-1].headers["Authorization"] == "Bearer tok-2"
+    warned = [r.getMessage() for r in caplog.records if "expires_in" in r.getMessage()]
+    assert len(warned) == (0 if expires_in == "86399.5" else 1), warned
+
+
 def test_401_remints_once_and_retries(server: ScriptedServer) -> None:
     server.script(
         "/oauth2/token", Reply(body=TOKEN), Reply(body={**TOKEN, "access_token": "tok-2"})
