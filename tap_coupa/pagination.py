@@ -1,7 +1,7 @@
 """Coupa's ``limit``/``offset`` pagination, planned ahead so pages can be fetched concurrently.
 
 Coupa pages are ``limit`` records (at most 50) starting ``offset`` records into the
-result (0-based). Successive offsets here advance by ``limit - overlap``: each page
+result (0-based). Successive offsets here advance by ``limit - OVERLAP``: each page
 repeats the last record of the page before it. That shared record is the proof that
 nothing slipped between the two pages while the collection changed under the sync;
 when it is missing the engine fills the gap with an id-bounded query.
@@ -20,6 +20,8 @@ from singer_sdk.pagination import OffsetPaginator
 from typing_extensions import override
 
 MAX_PAGE_SIZE = 50
+#: Records each page repeats from the page before it: the one the engine checks.
+OVERLAP = 1
 
 
 class RecordsPage(t.Protocol):
@@ -36,14 +38,13 @@ class RecordsPage(t.Protocol):
 class CoupaOffsetPaginator(OffsetPaginator):
     """Offsets for one id-ordered scan, and whether a page can be its last."""
 
-    def __init__(self, page_size: int, overlap: int = 1) -> None:
+    def __init__(self, page_size: int) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             msg = f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
             raise ValueError(msg)
         super().__init__(start_value=0, page_size=page_size)
-        self._overlap = overlap
         self._limit = page_size
-        self.step = max(1, page_size - overlap)
+        self.step = max(1, page_size - OVERLAP)
         #: The most records one page has held: the server serves at least this many.
         self.most = 0
         #: The length of the last page if it was short but not proven the last.
@@ -85,7 +86,7 @@ class CoupaOffsetPaginator(OffsetPaginator):
         count = len(response.json())
         if 0 < count < self.page_size and count == self.unproven:
             self._limit = count
-            self.step = max(1, count - self._overlap)
+            self.step = max(1, count - OVERLAP)
         self._page_count += 1
         more = self.has_more(response)
         self.unproven = count if more and count < self.page_size else 0
