@@ -154,6 +154,13 @@ class CollectionStream(CoupaStream):
                 sorted(self.emits),
             )
             progress = None
+        if progress is not None and self._replaces_table():
+            self.logger.info(
+                "Stream %r: not resuming the interrupted scan: this FULL_TABLE sync sends "
+                "ACTIVATE_VERSION, and the target keeps only the records this run emits.",
+                self.name,
+            )
+            progress = None
         run = _Run(ScanClock(resumed=progress.started_at if progress else None), None)
         scan = self._scan(progress, run.on_page)
         if not {"fields", "return_object"} & {key for key, _ in scan.params}:
@@ -162,6 +169,19 @@ class CollectionStream(CoupaStream):
         feed = Feed(self.name, scan.batches(), self.resources.scheduler.budget)
         feed.start()
         return scan, feed, run
+
+    def _replaces_table(self) -> bool:
+        """Whether this run's records replace the stream's table in the target.
+
+        The SDK sends a new ACTIVATE_VERSION as a selected FULL_TABLE stream starts: a
+        target then drops every row of an earlier version, so an interrupted scan's
+        rows must be emitted again, not resumed after.
+        """
+        return (
+            self.selected
+            and self.replication_method == REPLICATION_FULL_TABLE
+            and self.emit_activate_version_messages
+        )
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Record]:

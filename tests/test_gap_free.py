@@ -242,3 +242,22 @@ def test_a_429_storm_costs_time_not_records(tap: TapRunner) -> None:
         assert out.ids("suppliers") == {r["id"] for r in sb.records("suppliers")}
         assert sb.stats()["throttled"] > 0, "the sandbox must actually have answered 429"
     assert "throttled (429)" in out.stderr
+
+
+def test_a_killed_sync_that_replaces_the_table_starts_over(tap: TapRunner) -> None:
+    """A FULL_TABLE stream with ACTIVATE_VERSION: the resumed run announces a new version,
+    and the target drops every row of the old one, so its records must be the whole table.
+    """
+    tap.root_metadata = {STREAM: {"replication-method": "FULL_TABLE"}}
+    with Sandbox(SandboxConfig(seed=3, rate_limit=None, records={STREAM: 1200})) as sb:
+        config = tap_config(
+            sb, stream_options=LEAN, max_concurrency=2, emit_activate_version_messages=True
+        )
+        killed = tap.run_and_kill(
+            config, [STREAM], None, when=functools.partial(checkpointed, None)
+        )
+        assert killed.returncode == -signal.SIGKILL
+        assert resumes_after(killed.state) is not None
+        again = tap.run(config, [STREAM], killed.state)
+        assert "not resuming the interrupted scan" in again.stderr
+        assert again.ids(STREAM) == {r["id"] for r in sb.records(STREAM)}
