@@ -215,6 +215,9 @@ class CollectionStream(CoupaStream):
             yield record
             count += 1
             if count % CHECKPOINT_RECORDS == 0 or time.monotonic() >= checkpoint_at:
+                if deletes:  # a resumed scan does not emit them again
+                    state.deletes.add_emitted(emitted)
+                    emitted = IdRuns()
                 state.save_progress(
                     Progress(
                         scan.since, last_id, run.clock.started_text(), tuple(sorted(self.emits))

@@ -118,6 +118,32 @@ def test_a_killed_listing_resumes_without_false_or_repeated_deletions(tap: TapRu
     assert "listing" not in resumed.state["bookmarks"][stream]["deletes"]
 
 
+def test_a_record_a_killed_scan_emitted_is_reported_when_deleted(tap: TapRunner) -> None:
+    """The resumed scan continues after the checkpoint: the ids before it were emitted by
+    the killed run only, and the target holds them as much as any other."""
+    stream = "suppliers"
+    with Sandbox(SandboxConfig(seed=5, records={stream: 100}, rate_limit=None)) as sb:
+        lean = {stream: {"fields": ["id", "updated-at"]}}
+        config = tap_config(sb, detect_deletes=[stream], max_concurrency=2, stream_options=lean)
+        first = tap.run(config, [stream])
+        inserted = sb.mutate(stream, insert=1100)["inserted"]
+        killed = tap.run_and_kill(
+            config,
+            [stream],
+            first.state,
+            when=lambda m: m["type"] == "STATE" and "progress" in m["value"]["bookmarks"][stream],
+        )
+        assert killed.returncode == -signal.SIGKILL
+        after = killed.state["bookmarks"][stream]["progress"]["after_id"]
+        victim = max(i for i in inserted if i <= after)
+        assert victim in killed.ids(stream)
+        resumed = tap.run(config, [stream], killed.state)
+        assert victim not in resumed.ids(stream), "emitted by the killed run only"
+        sb.mutate(stream, delete_ids=[victim])
+        last = tap.run(config, [stream], resumed.state)
+    assert reported(last, stream) == [victim]
+
+
 def test_the_interval_skips_listings_and_remembers_what_was_emitted(
     fresh_sandbox: Sandbox, tap: TapRunner
 ) -> None:
