@@ -89,7 +89,7 @@ class CollectionStream(CoupaStream):
         since = (
             progress.since
             if progress
-            else state.since(settings.start_date, settings.lookback(self.name), self.emits)
+            else state.since(settings.start_date, self._lookback(), self.emits)
         )
         required = ["id", *([self.replication_key] if self.replication_key else [])]
         params = self.resources.params(
@@ -108,6 +108,15 @@ class CollectionStream(CoupaStream):
             since=since,
             on_page=on_page,
         )
+
+    def _lookback(self) -> pendulum.Duration:
+        """The longest lookback_window of the streams this scan reads for.
+
+        A child's rows come from its parent's scan: its own window (``stream_options``)
+        can only be honoured there.
+        """
+        settings = self.resources.settings
+        return max(settings.lookback(name) for name in {self.name, *self.emits})
 
     def _family(self) -> Iterator[CoupaStream]:
         """The stream itself and every stream under it (children, grandchildren)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import typing as t
 
+import pendulum
 import pytest
 
 from coupa_sandbox import Sandbox, SandboxConfig
@@ -142,6 +143,26 @@ def test_a_parent_selected_after_only_its_children_were_gets_every_record(
     fresh_sandbox.mutate("invoices", update=2)
     both = tap.run(config, ["invoices", "invoice_lines"], lines.state)
     assert both.ids("invoices") == {r["id"] for r in fresh_sandbox.records("invoices")}
+
+
+def test_a_child_streams_lookback_window_rereads_its_rows(
+    fresh_sandbox: Sandbox, tap: TapRunner
+) -> None:
+    """The child's own window (stream_options) applies to the parent's scan it reads from."""
+    window = {"stream_options": {"invoice_lines": {"lookback_window": "P30D"}}}
+    config = tap_config(fresh_sandbox, **window)
+    first = tap.run(config, ["invoices", "invoice_lines"])
+    bookmark = pendulum.parse(first.state["bookmarks"]["invoices"]["replication_key_value"])
+    assert isinstance(bookmark, pendulum.DateTime)
+    since = bookmark - pendulum.duration(days=30)
+    again = tap.run(config, ["invoices", "invoice_lines"], first.state)
+    late = [
+        r
+        for r in fresh_sandbox.records("invoices")
+        if since <= pendulum.parse(r["updated-at"]) < bookmark
+    ]
+    assert late, "some invoices lie inside the child's window"
+    assert {r["id"] for r in late} <= {r["invoice-id"] for r in again.records["invoice_lines"]}
 
 
 def test_a_child_forced_to_full_table_reads_its_parent_in_full(
