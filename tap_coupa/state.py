@@ -350,6 +350,12 @@ def state_file_problem(value: object) -> str | None:
     """What keeps a --state file's JSON from being a Singer state, or None."""
     if not isinstance(value, dict):
         return "is not a JSON object"
+    for key, what in (("singer_state", "Meltano's"), ("value", "a STATE message's")):
+        inner = value.get(key)
+        if "bookmarks" not in value and isinstance(inner, dict) and "bookmarks" in inner:
+            # Read as it is, it has no bookmarks: every stream, and the delete check's
+            # baseline, would start over without a word.
+            return f'is {what} wrapper of a state; pass the object under "{key}"'
     bookmarks = value.get("bookmarks", {})
     if not (isinstance(bookmarks, dict) and all(isinstance(b, dict) for b in bookmarks.values())):
         return 'has no "bookmarks" object of per-stream objects'

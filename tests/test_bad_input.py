@@ -103,6 +103,14 @@ def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[
             '{"bookmarks": {"invoices": {"served_per_page": "50"}}}',
             ("invoices", "served_per_page", "positive integer"),
         ),
+        (
+            '{"singer_state": {"bookmarks": {"invoices": {"served_per_page": 50}}}}',
+            ("--state", "Meltano", "singer_state"),
+        ),
+        (
+            '{"type": "STATE", "value": {"bookmarks": {}}}',
+            ("--state", "STATE message", "value"),
+        ),
     ],
     ids=[
         "not-json",
@@ -113,6 +121,8 @@ def test_bad_config(tmp_path: Path, override: dict[str, t.Any], expected: tuple[
         "bad-streams",
         "bad-deletes",
         "bad-served-per-page",
+        "meltano-wrapped",
+        "state-message",
     ],
 )
 def test_bad_state(tmp_path: Path, state: str, expected: tuple[str, ...]) -> None:
