@@ -93,7 +93,11 @@ class CollectionStream(CoupaStream):
         )
         required = ["id", *([self.replication_key] if self.replication_key else [])]
         params = self.resources.params(
-            self.name, required, path=self.path, projection=self.projection
+            self.name,
+            required,
+            path=self.path,
+            projection=self.projection,
+            children=[child.array_field for child in self._wanted_children()],
         )
         if since is not None and self.replication_key:
             params.append((f"{query_key(self.replication_key)}[gt_or_eq]", since))

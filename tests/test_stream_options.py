@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing as t
 from collections import Counter
 
 import pytest
@@ -107,3 +108,35 @@ def test_discover_custom_fields_from_the_live_instance(sandbox: Sandbox, tap: Ta
     found = schemas["suppliers"]["properties"]["custom-fields"]["properties"]
     assert set(found) == expected
     assert all("null" in prop["type"] for prop in found.values())
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ({"fields": ["invoice_number"]}, ("stream_options.invoices.fields", "invoice_lines")),
+        ({"return_object": "limited"}, ("stream_options.invoices.return_object", "invoice-lines")),
+    ],
+    ids=["fields", "return-object"],
+)
+def test_options_that_drop_a_selected_child_streams_rows_are_refused(
+    sandbox: Sandbox, tap: TapRunner, option: dict[str, t.Any], expected: tuple[str, ...]
+) -> None:
+    """The lines' rows come from the invoices' ``invoice-lines``: a ``fields`` without it
+    (or a ``return_object``) emitted no line, silently, and the bookmark the scan left
+    covered the lines too, so a later sync would not read them again."""
+    out = tap.run(
+        tap_config(sandbox, stream_options={"invoices": option}),
+        ["invoices", "invoice_lines"],
+        check=False,
+    )
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    errors = [line for line in out.stderr.splitlines() if "| ERROR" in line]
+    assert any(all(word in line for word in expected) for line in errors), errors
+    assert not out.records.get("invoice_lines")
+    assert not out.state.get("bookmarks", {}).get("invoices")
+    named = {"fields": ["invoice_number", {"invoice_lines": ["id", "line_num"]}]}
+    lines = tap.run(
+        tap_config(sandbox, stream_options={"invoices": named}), ["invoices", "invoice_lines"]
+    ).records["invoice_lines"]
+    assert len(lines) == sandbox.counts()["invoice_lines"] > 0
