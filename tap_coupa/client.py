@@ -44,6 +44,8 @@ class ChildFeed(t.Protocol):
     array_field: str
     #: The property carrying the parent's id (set by the child, not sent by Coupa).
     parent_key: str | None
+    #: The ancestors' ids above the parent (copied by the child, not sent by Coupa).
+    ancestor_keys: tuple[str, ...]
 
     def projection(self, skip: Collection[str] = ()) -> Spec:
         """What the child's selection needs of each row."""
@@ -215,7 +217,8 @@ class CoupaStream(RESTStream[int]):
         keys = [*self.primary_keys, *([self.replication_key] if self.replication_key else [])]
         spec = from_schema(self.schema, self.mask, required=keys, skip=skip)
         for child in self._wanted_children():
-            rows = child.projection(skip=[child.parent_key] if child.parent_key else [])
+            added = (child.parent_key, *child.ancestor_keys)  # the tap's, not Coupa's
+            rows = child.projection(skip=[key for key in added if key])
             name = child.array_field
             spec[name] = merge(spec[name], rows) if name in spec else rows
         return spec
