@@ -387,7 +387,7 @@ class Settings:
         base_url = str(value["base_url"]).strip()
         origin = _origin(base_url, allow_http=bool(value["allow_http"]))
         path = re.sub(r"/api$", "", urlsplit(base_url).path.rstrip("/"))
-        options = dict(value.get("stream_options") or {})
+        options = _stream_options(value.get("stream_options"))
         custom_objects = _custom_objects(value.get("custom_objects"), streams)
         if unknown := sorted(set(options) - {*streams, *(c.stream for c in custom_objects)}):
             msg = (
@@ -526,6 +526,29 @@ def _check_fields(stream: str, fields: object) -> None:
             '["invoice_number", {"supplier": ["id", "name"]}].'
         )
         raise CoupaConfigError(msg) from None
+
+
+def _stream_options(value: object) -> dict[str, t.Any]:
+    """Each stream's options, as an object of known option names (or null)."""
+    if value is not None and not isinstance(value, dict):
+        msg = (
+            f"stream_options {value!r} is not an object; give one keyed by stream name, "
+            'e.g. {"invoices": {"filters": {"status": "approved"}}}.'
+        )
+        raise CoupaConfigError(msg)
+    options = dict(value or {})
+    known = STREAM_OPTIONS.to_dict()["properties"]
+    for stream, option in options.items():
+        if option is not None and not isinstance(option, dict):
+            msg = (
+                f"stream_options.{stream} {option!r} is not an object; give its options, "
+                'e.g. {"filters": {"status": "approved"}}.'
+            )
+            raise CoupaConfigError(msg)
+        if unknown := sorted(set(option or {}) - set(known)):
+            msg = f"stream_options.{stream} has unknown options {unknown}; use {', '.join(known)}."
+            raise CoupaConfigError(msg)
+    return options
 
 
 def _custom_objects(value: object, streams: Collection[str]) -> tuple[CustomObject, ...]:

@@ -160,6 +160,28 @@ def test_a_number_setting_from_the_environment_that_is_not_a_number(mode: tuple[
     assert_one_clear_error(done, "request_timeout", "'30 s' is not a number")
 
 
+@pytest.mark.parametrize("mode", [(), ("--discover",)], ids=["sync", "discover"])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"invoices": "approved"}, ("stream_options", "invoices")),
+        ('{"invoices": {}}', ("stream_options", "object")),
+        (
+            {"invoices": {"filter": {"status": "approved"}}},
+            ("stream_options.invoices", "'filter'", "filters"),
+        ),
+    ],
+    ids=["option-not-an-object", "options-as-text", "misspelt-option"],
+)
+def test_bad_stream_options(
+    tmp_path: Path, mode: tuple[str, ...], options: object, expected: tuple[str, ...]
+) -> None:
+    """A discovery checked nothing here (a traceback), and a sync took a misspelt option
+    (``filter``) and ignored it: every invoice was read, with no word said."""
+    done = run_tap(tmp_path, {**GOOD, "stream_options": options}, *mode)
+    assert_one_clear_error(done, *expected)
+
+
 def test_discovery_without_base_url(tmp_path: Path) -> None:
     """A discovery checks no settings in the SDK: the tap names the missing one."""
     assert_one_clear_error(run_tap(tmp_path, {}, "--discover"), "base_url is not set", "e.g.")
