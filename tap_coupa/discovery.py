@@ -13,7 +13,7 @@ import typing as t
 from decimal import Decimal
 
 from tap_coupa.custom_objects import CustomObjectStream
-from tap_coupa.errors import CoupaError
+from tap_coupa.errors import CoupaAuthError, CoupaError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -71,6 +71,8 @@ def discover_custom_fields(streams: Sequence[CoupaStream], resources: SyncResour
     for stream, future in futures.items():
         try:
             page = future.result()
+        except CoupaAuthError:  # no token: no stream can be read, the discovery fails
+            raise
         except CoupaError as exc:
             logger.warning("No custom fields discovered for %r: %s", stream.name, exc)
             continue

@@ -167,14 +167,14 @@ class TapCoupa(Tap):
     @classmethod
     @override
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
-        """Discover as the SDK does, but a setting's problem is one error line, exit 1.
+        """Discover as the SDK does, but a bad setting or refused token is one error line.
 
         The SDK checks no settings for a discovery (its catalog is not dynamic), so
         ``Settings`` finds the problems; the SDK's discovery runs outside ``invoke``.
         """
         try:
             super().cb_discover(ctx, param, value)
-        except CoupaConfigError as exc:
+        except (CoupaConfigError, CoupaError) as exc:  # a setting, or Coupa's refusal
             cls.logger.error("%s", redact(str(exc)))
             ctx.exit(1)
 

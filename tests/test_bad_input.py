@@ -379,3 +379,15 @@ def test_a_bad_stream_map_fails_the_run_before_any_stream_syncs(
     assert len(errors) == 1, errors
     assert "stream_maps" in errors[0]
     assert not out.records, "a stream synced before the map was refused"
+
+
+def test_discovering_custom_fields_with_refused_credentials(tmp_path: Path) -> None:
+    """discover_custom_fields asks Coupa: refused credentials were a warning per stream
+    (85 of them) and a catalog without the custom fields asked for, exit 0."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(401, {"error": "invalid_client"}))
+        config = {**GOOD, "base_url": server.url, "discover_custom_fields": True}
+        done = run_tap(tmp_path, config, "--discover")
+        assert len(server.requests_to("/oauth2/token")) == 1
+    assert_one_clear_error(done, "refused", "client_secret")
+    assert "No custom fields discovered" not in done.stderr
