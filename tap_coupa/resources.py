@@ -72,6 +72,19 @@ def _check_children(stream: str, options: Mapping[str, t.Any], arrays: Sequence[
         raise CoupaConfigError(msg)
 
 
+def _check_filters(stream: str, options: Mapping[str, t.Any], keys: Sequence[str]) -> None:
+    """Refuse a filter the bookmark filter would replace (Coupa keeps the last of a key)."""
+    for key in keys:
+        bookmark = f"{query_key(key)}[gt_or_eq]"
+        if bookmark in {query_key(name) for name in options.get("filters") or {}}:
+            msg = (
+                f"stream_options.{stream}.filters sets {bookmark}, which the tap sets from "
+                f"the bookmark (Coupa would keep only one); use start_date, or "
+                f"{query_key(key)}[gt], which applies with it."
+            )
+            raise CoupaConfigError(msg)
+
+
 class Scanned(t.Protocol):
     """A stream whose scan can start before its turn."""
 
@@ -275,6 +288,7 @@ class SyncResources:
         """
         options = self._options(stream)
         _check_children(stream, options, children)
+        _check_filters(stream, options, required[1:])
         if projection is None or options.get("fields") or not self.settings.projects(stream):
             return stream_params(options, required)
         projected = stream_params(options, required, render(projection()))

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from coupa_sandbox import NEWER_RELEASE_FIELD, Sandbox
+from tap_coupa.instants import parse_instant
 from tests.helpers import TapRunner, run_tap, tap_config
 
 pytestmark = pytest.mark.sandbox
@@ -140,3 +141,34 @@ def test_options_that_drop_a_selected_child_streams_rows_are_refused(
         tap_config(sandbox, stream_options={"invoices": named}), ["invoices", "invoice_lines"]
     ).records["invoice_lines"]
     assert len(lines) == sandbox.counts()["invoice_lines"] > 0
+
+
+def test_a_filter_on_the_bookmark_key_is_refused(sandbox: Sandbox, tap: TapRunner) -> None:
+    """``updated_at[gt_or_eq]`` is the tap's bookmark filter, sent after the user's:
+    Coupa keeps the last of repeated keys, so the user's filter was dropped without a
+    word (every invoice since start_date was read). ``updated_at[gt]`` combines."""
+    stamps = sorted(r["updated-at"] for r in sandbox.records("invoices"))
+    middle = stamps[len(stamps) // 2]
+    since = {"start_date": "2000-01-01T00:00:00Z"}
+    refused = tap.run(
+        tap_config(
+            sandbox,
+            **since,
+            stream_options={"invoices": {"filters": {"updated_at[gt_or_eq]": middle}}},
+        ),
+        ["invoices"],
+        check=False,
+    )
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    errors = [line for line in refused.stderr.splitlines() if "| ERROR" in line]
+    assert any("updated_at[gt_or_eq]" in line and "updated_at[gt]" in line for line in errors)
+    assert not refused.records.get("invoices")
+    out = tap.run(
+        tap_config(
+            sandbox, **since, stream_options={"invoices": {"filters": {"updated_at[gt]": middle}}}
+        ),
+        ["invoices"],
+    )
+    assert out.records["invoices"]
+    after = parse_instant(middle)
+    assert all(parse_instant(r["updated-at"]) > after for r in out.records["invoices"])
