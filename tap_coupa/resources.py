@@ -298,13 +298,17 @@ class SyncResources:
             return projected
         if stream not in self._unprojected:
             self._unprojected.add(stream)
+            extra = options.get("extra_fields")
             logger.warning(
                 "Stream %r: the fields projection of the catalog's selection would make "
-                "a %d-character URL (limit %d); requesting every field instead. Deselect "
+                "a %d-character URL (limit %d); requesting every field instead%s. Deselect "
                 "properties, or set stream_options.%s.fields.",
                 stream,
                 length,
                 MAX_URL_LENGTH,
+                f", without the extra_fields {extra} (Coupa sends them only by name)"
+                if extra
+                else "",
                 stream,
             )
         return stream_params(options, required)

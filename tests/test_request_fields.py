@@ -285,3 +285,29 @@ def test_ancestor_ids_the_tap_adds_are_not_asked_of_coupa() -> None:
                 assert not names(rows) & {query_key(k) for k in added}, grandchild.name
                 checked += 1
     assert checked >= 5
+
+
+@pytest.mark.unit
+def test_extra_fields_left_out_with_a_projection_too_long_are_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Invoices with every property selected fall back to no projection: the newer
+    fields asked for in ``extra_fields`` are then not asked for, and the warning said
+    only 'requesting every field instead'."""
+    tap = TapCoupa(
+        config={
+            "base_url": "https://acme.coupahost.com",
+            "client_id": "a",
+            "client_secret": "b",
+            "stream_options": {"invoices": {"extra_fields": ["carbon_footprint_kg"]}},
+        },
+        validate_config=False,
+    )
+    stream = tap.streams["invoices"]
+    assert isinstance(stream, CollectionStream)
+    with caplog.at_level(logging.WARNING, logger="tap-coupa"):
+        params = stream._scan(None, None).params
+    assert "fields" not in dict(params)
+    [warning] = [r.getMessage() for r in caplog.records if "every field" in r.getMessage()]
+    assert "extra_fields" in warning
+    assert "carbon_footprint_kg" in warning
