@@ -16,6 +16,7 @@ from tap_coupa.idruns import IdRuns
 from tap_coupa.state import DeleteState
 from tap_coupa.tap import TapCoupa
 from tests.helpers import Output, TapRunner, tap_config
+from tests.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.sandbox
 
@@ -229,3 +230,38 @@ def test_a_custom_object_may_be_named_in_detect_deletes() -> None:
     tap = TapCoupa(config=config, catalog={"streams": []}, setup_mapper=False)
     assert tap.settings.detects_deletes("custom_object_vehicles")
     assert not tap.settings.detects_deletes("invoices")
+
+
+def test_a_404_that_is_not_no_results_never_reports_the_held_ids_deleted(tap: TapRunner) -> None:
+    """A proxy's 404 answers the listing's first request: retried, then the sync fails.
+
+    Read as an empty collection (as a scan's first request may read a missing
+    resource), it would report every held id deleted.
+    """
+    stream, path = "suppliers", "/api/suppliers"
+    state = {
+        "bookmarks": {
+            stream: {
+                "replication_key": "updated-at",
+                "replication_key_value": "2025-01-01T00:00:00+00:00",
+                "deletes": {
+                    "known": IdRuns.of(range(1, 6)).to_state(),
+                    "checked_at": "2025-01-01T00:00:00+00:00",
+                },
+            }
+        }
+    }
+    with ScriptedServer() as server:
+        # The scan finds nothing changed; then every request (the listing's) meets the proxy.
+        server.script(path, Reply(body=[]), Reply(404, raw=b"<html>404 Not Found</html>"))
+        config = {"base_url": server.url, "api_key": "key", "max_retries": 1}
+        out = tap.run({**config, "detect_deletes": [stream]}, [stream], state, check=False)
+        first_pages = [
+            seen.query
+            for seen in server.requests_to(path)[1:]
+            if ("limit", "50") in seen.query and ("offset", "0") in seen.query
+        ]
+    assert not reported(out, stream), "no held id is reported deleted"
+    assert len(first_pages) == 2, "the listing's first page met the 404, and was retried once"
+    assert out.returncode != 0
+    assert "HTTP 404" in out.stderr
