@@ -222,6 +222,24 @@ def test_a_404_no_results_at_the_end_ends_the_scan() -> None:
     assert ranges(coupa) == [("9", None)], "the end was checked above the last id"
 
 
+@pytest.mark.parametrize("offset", [0, 4], ids=["first-page", "mid-scan"])
+def test_a_page_whose_json_turns_out_broken_is_fetched_again(offset: int) -> None:
+    """An offset page is downloaded undecoded; its JSON is checked only when the scan reads it.
+
+    Read as an empty page instead, a broken first page would end the scan with nothing.
+    """
+    coupa = Collection(range(1, 21))
+    broken = httpx.Response(
+        200, content=b'[{"id": 1}, {"id"', headers={"Content-Type": "application/json"}
+    )
+    replies = iter([broken])
+    coupa.before = lambda q: next(replies, None) if at_offset(offset)(q) else None
+    assert emitted(make_scan(coupa)) == list(range(1, 21))
+    again = [q for q in coupa.pages() if at_offset(offset)(q)]
+    assert len(again) == 2, "the broken page was fetched again"
+    assert ranges(coupa) == [], "no gap to repair: the page itself was read again"
+
+
 @pytest.fixture
 def no_backoff_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retry, "MAX_WAIT_S", 0.0)
