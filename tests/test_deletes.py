@@ -64,13 +64,20 @@ def test_changes_during_the_listing_never_report_a_live_record(
     first = tap.run(config, [stream])
     emitted = first.ids(stream)
     before = live_ids(fresh_sandbox, stream)
-    fresh_sandbox.set_background(stream=stream, every_requests=2, insert=1, delete=1, update=1)
+    logged = len(fresh_sandbox.requests(stream))
+    # Two deletes per request: pages then shift by more than their one-record overlap,
+    # so the listing skips live ids unless its id-range repairs read them.
+    fresh_sandbox.set_background(stream=stream, every_requests=1, insert=1, delete=2, update=1)
     second = tap.run(config, [stream], first.state)
     fresh_sandbox.set_background()
     after = live_ids(fresh_sandbox, stream)
     assert before - after, "records were deleted while the sync ran"
     assert after - before, "records were inserted while the sync ran"
     assert not set(reported(second, stream)) & after, "a live record was reported deleted"
+    listing = [q for q in fresh_sandbox.requests(stream)[logged:] if ("fields", '["id"]') in q]
+    assert listing, "the second sync listed the ids"
+    repairs = [q for q in listing if {"id[gt]", "id[lt]"} <= {key for key, _ in q}]
+    assert repairs, "offsets shifted under the listing: it repaired gaps by id"
     emitted |= {r["id"] for r in second.records[stream] if not r.get(DELETED_AT)}
     third = tap.run(config, [stream], second.state)
     emitted |= {r["id"] for r in third.records[stream] if not r.get(DELETED_AT)}
