@@ -19,10 +19,11 @@ from singer_sdk.singerlib import (
 from typing_extensions import override
 
 from tap_coupa.errors import CoupaConfigError
+from tap_coupa.query import parse_fields, query_key
 from tap_coupa.streams import property_names, registry
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
     from singer_sdk.mapper import StreamMap
 
@@ -200,6 +201,75 @@ def selected_streams(catalog: Catalog) -> list[str]:
         if (root := entry.metadata.get(())) is not None
         and MetadataMapping({(): root}).resolve_selection()[()]
     ]
+
+
+def check_options(catalog: Catalog, stream_options: Mapping[str, t.Any]) -> None:
+    """Refuse ``stream_options`` under which a synced stream would miss rows, up front.
+
+    A selected child stream's rows come from its parent's array: a ``fields`` without
+    it, or a ``return_object``, leaves them out, the child emits nothing and the
+    parent's bookmark covers it. A filter on the bookmark's key and operator would be
+    replaced by the tap's own (Coupa keeps the last of a repeated key).
+    """
+    specs = registry()
+    synced = synced_streams(catalog)
+    for stream in synced:
+        options = stream_options.get(stream) or {}
+        spec = specs.get(stream)
+        if not options or (spec and spec["parent"]):  # a child's rows need no request
+            continue
+        arrays = [
+            array
+            for child in synced
+            if child in specs
+            and specs[child]["parent"] == stream
+            and (array := specs[child]["array_field"])
+        ]
+        _check_children(stream, options, arrays)
+        key = catalog[stream].replication_key
+        _check_filters(stream, options, [key] if key else [])
+
+
+def _check_children(stream: str, options: Mapping[str, t.Any], arrays: Sequence[str]) -> None:
+    """Refuse options under which Coupa would not send the selected children's rows.
+
+    The child streams' rows come from the parent's arrays; without them they would
+    emit nothing, silently, and the parent's bookmark would still cover them.
+    """
+    if not arrays:
+        return
+    if return_object := options.get("return_object"):
+        msg = (
+            f"stream_options.{stream}.return_object {return_object!r} leaves out the rows "
+            f"of the selected child streams (from {', '.join(arrays)}); remove it, or "
+            "deselect those streams."
+        )
+        raise CoupaConfigError(msg)
+    if not options.get("fields"):
+        return
+    fields = parse_fields(options["fields"])
+    named = {query_key(n) for item in fields for n in ([item] if isinstance(item, str) else item)}
+    if missing := [name for name in arrays if query_key(name) not in named]:
+        wanted = ", ".join(query_key(name) for name in missing)
+        msg = (
+            f"stream_options.{stream}.fields does not name {wanted}, the rows of the "
+            f'selected child streams; add them (e.g. {{"{query_key(missing[0])}": [...]}} '
+            "with the fields those streams need), or deselect those streams."
+        )
+        raise CoupaConfigError(msg)
+
+
+def _check_filters(stream: str, options: Mapping[str, t.Any], keys: Sequence[str]) -> None:
+    """Refuse a filter the bookmark filter would replace (Coupa keeps the last of a key)."""
+    for key in keys:
+        bookmark = f"{query_key(key)}[gt_or_eq]"
+        if bookmark in {query_key(name) for name in options.get("filters") or {}}:
+            msg = (
+                f"stream_options.{stream}.filters sets {bookmark}, which the tap sets from "
+                f"the bookmark (Coupa would keep only one); use start_date, or "
+                f"{query_key(key)}[gt], which applies with it."
+            )
+            raise CoupaConfigError(msg)
 
 
 def synced_streams(catalog: Catalog) -> list[str]:

@@ -93,11 +93,7 @@ class CollectionStream(CoupaStream):
         )
         required = ["id", *([self.replication_key] if self.replication_key else [])]
         params = self.resources.params(
-            self.name,
-            required,
-            path=self.path,
-            projection=self.projection,
-            children=[child.array_field for child in self._wanted_children()],
+            self.name, required, path=self.path, projection=self.projection
         )
         if since is not None and self.replication_key:
             params.append((f"{query_key(self.replication_key)}[gt_or_eq]", since))

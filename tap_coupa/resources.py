@@ -24,7 +24,7 @@ from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOA
 from tap_coupa.errors import CoupaConfigError, CoupaError
 from tap_coupa.http import CoupaHTTP
 from tap_coupa.projection import render
-from tap_coupa.query import listing_params, parse_fields, query_key, stream_params
+from tap_coupa.query import listing_params, stream_params
 from tap_coupa.ratelimit import RateLimiter
 from tap_coupa.scheduler import MemoryBudget, Scheduler
 
@@ -41,48 +41,6 @@ MAX_URL_LENGTH = 8000
 #: Room kept for what the scan adds to a stream's query (ordering, id bounds, paging,
 #: the bookmark filter).
 SCAN_PARAMS_LENGTH = 200
-
-
-def _check_children(stream: str, options: Mapping[str, t.Any], arrays: Sequence[str]) -> None:
-    """Refuse options under which Coupa would not send the selected children's rows.
-
-    The child streams' rows come from the parent's arrays; without them they would
-    emit nothing, silently, and the parent's bookmark would still cover them.
-    """
-    if not arrays:
-        return
-    if return_object := options.get("return_object"):
-        msg = (
-            f"stream_options.{stream}.return_object {return_object!r} leaves out the rows "
-            f"of the selected child streams (from {', '.join(arrays)}); remove it, or "
-            "deselect those streams."
-        )
-        raise CoupaConfigError(msg)
-    if not options.get("fields"):
-        return
-    fields = parse_fields(options["fields"])
-    named = {query_key(n) for item in fields for n in ([item] if isinstance(item, str) else item)}
-    if missing := [name for name in arrays if query_key(name) not in named]:
-        wanted = ", ".join(query_key(name) for name in missing)
-        msg = (
-            f"stream_options.{stream}.fields does not name {wanted}, the rows of the "
-            f'selected child streams; add them (e.g. {{"{query_key(missing[0])}": [...]}} '
-            "with the fields those streams need), or deselect those streams."
-        )
-        raise CoupaConfigError(msg)
-
-
-def _check_filters(stream: str, options: Mapping[str, t.Any], keys: Sequence[str]) -> None:
-    """Refuse a filter the bookmark filter would replace (Coupa keeps the last of a key)."""
-    for key in keys:
-        bookmark = f"{query_key(key)}[gt_or_eq]"
-        if bookmark in {query_key(name) for name in options.get("filters") or {}}:
-            msg = (
-                f"stream_options.{stream}.filters sets {bookmark}, which the tap sets from "
-                f"the bookmark (Coupa would keep only one); use start_date, or "
-                f"{query_key(key)}[gt], which applies with it."
-            )
-            raise CoupaConfigError(msg)
 
 
 class Scanned(t.Protocol):
@@ -277,18 +235,13 @@ class SyncResources:
         *,
         path: str = "",
         projection: Callable[[], Spec] | None = None,
-        children: Sequence[str] = (),
     ) -> list[tuple[str, str]]:
         """The stream's query parameters: ``stream_options``, and the catalog's projection.
 
         A projection that would make the URL too long is left out (logged once per
         stream): the stream is then read whole, as without ``request_fields``.
-        ``children`` are the arrays the selected child streams read their rows from:
-        an explicit ``fields`` or ``return_object`` that leaves them out is refused.
         """
         options = self._options(stream)
-        _check_children(stream, options, children)
-        _check_filters(stream, options, required[1:])
         if projection is None or options.get("fields") or not self.settings.projects(stream):
             return stream_params(options, required)
         projected = stream_params(options, required, render(projection()))

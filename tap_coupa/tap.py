@@ -28,6 +28,7 @@ from tap_coupa.catalog import (
     LazyStreamMaps,
     catalog_file_problem,
     check_catalog,
+    check_options,
     full_table_streams,
     read_catalog,
     selected_streams,
@@ -91,6 +92,8 @@ class TapCoupa(Tap):
         if catalog is not None:
             self._input_catalog = catalog if isinstance(catalog, Catalog) else read_catalog(catalog)
             check_catalog(self._input_catalog, custom)
+            if self.config.get("base_url"):
+                check_options(self._input_catalog, self.settings.stream_options)
             if isinstance(catalog, dict) and self.config.get("base_url"):
                 self.resources.mint_ahead(self._catalog_scopes(self._input_catalog))
         if mapper:

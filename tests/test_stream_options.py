@@ -125,12 +125,14 @@ def test_options_that_drop_a_selected_child_streams_rows_are_refused(
     """The lines' rows come from the invoices' ``invoice-lines``: a ``fields`` without it
     (or a ``return_object``) emitted no line, silently, and the bookmark the scan left
     covered the lines too, so a later sync would not read them again."""
+    before = requests(sandbox)
     out = tap.run(
         tap_config(sandbox, stream_options={"invoices": option}),
-        ["invoices", "invoice_lines"],
+        ["currencies", "invoices", "invoice_lines"],  # currencies would sync first
         check=False,
     )
     assert out.returncode == 1, out.stderr[-2000:]
+    assert requests(sandbox) == before, "refused before any request, the token's too"
     assert "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if "| ERROR" in line]
     assert any(all(word in line for word in expected) for line in errors), errors
@@ -150,16 +152,18 @@ def test_a_filter_on_the_bookmark_key_is_refused(sandbox: Sandbox, tap: TapRunne
     stamps = sorted(r["updated-at"] for r in sandbox.records("invoices"))
     middle = stamps[len(stamps) // 2]
     since = {"start_date": "2000-01-01T00:00:00Z"}
+    before = requests(sandbox)
     refused = tap.run(
         tap_config(
             sandbox,
             **since,
             stream_options={"invoices": {"filters": {"updated_at[gt_or_eq]": middle}}},
         ),
-        ["invoices"],
+        ["currencies", "invoices"],
         check=False,
     )
     assert refused.returncode == 1, refused.stderr[-2000:]
+    assert requests(sandbox) == before, "refused before any request, the token's too"
     errors = [line for line in refused.stderr.splitlines() if "| ERROR" in line]
     assert any("updated_at[gt_or_eq]" in line and "updated_at[gt]" in line for line in errors)
     assert not refused.records.get("invoices")
@@ -172,3 +176,8 @@ def test_a_filter_on_the_bookmark_key_is_refused(sandbox: Sandbox, tap: TapRunne
     assert out.records["invoices"]
     after = parse_instant(middle)
     assert all(parse_instant(r["updated-at"]) > after for r in out.records["invoices"])
+
+
+def requests(sandbox: Sandbox) -> int:
+    """The requests the sandbox has answered, the token's included."""
+    return sum(sandbox.state.stats.snapshot()["by_class"].values())
