@@ -258,6 +258,8 @@ INTEGER: JsonDict = {"type": ["integer", "null"]}
 TEXT: JsonDict = {"type": ["string", "null"]}
 FLAG: JsonDict = {"type": ["boolean", "null"]}
 INSTANT: JsonDict = {"type": ["string", "null"], "format": "date-time"}
+#: A value Compass documents as text, an object or a list, depending on the row.
+TEXT_OR_JSON: JsonDict = {"type": ["string", "object", "array", "null"]}
 
 
 def rows_of(properties: JsonDict) -> JsonDict:
@@ -291,7 +293,9 @@ _WIDGET_RESPONSE: JsonDict = {
     "easy-form-id": INTEGER,
     "easy-form-response-id": INTEGER,
     "easy-form-widget-id": INTEGER,
-    "answer": TEXT,
+    # Text, a name or an id, a child form's responses, a region object or a list,
+    # depending on the widget (Compass, Easy Form Widget Responses API).
+    "answer": TEXT_OR_JSON,
     "encrypted-answer": TEXT,
     "field-name": TEXT,
     "type": TEXT,

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pendulum
 import pytest
+from jsonschema import Draft7Validator
 
 from coupa_sandbox import Sandbox
 from tests.helpers import TapRunner, run_tap, same, tap_config
+from tests.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.sandbox
 
@@ -132,3 +134,41 @@ def test_purchase_order_revisions_resume_from_their_created_at(
     }
     assert expected, "the bookmark's second is re-read: the test needs a revision there"
     assert again.ids("purchase_order_revisions") == expected
+
+
+GOOD = {"client_id": "c", "client_secret": "s"}
+#: Widget answers as Compass's "Easy Form Widget Responses API" page shows them: text
+#: or an id, a child form's responses, a region (an object since May 2023), a list.
+ANSWERS: list[t.Any] = [
+    "San Francisco",
+    {"child-easy-form-responses": [{"id": 7, "easy-form-widget-responses": []}]},
+    {"country": "Antarctica", "state": "NA", "state_iso_code": None},
+    ["7"],
+]
+
+
+def test_widget_answers_of_every_documented_shape_fit_the_schema(tmp_path: Path) -> None:
+    """A widget's ``answer`` was declared a string: a record with a child form's or a
+    region's answer (objects, per Compass) broke its stream's schema, and an SDK target,
+    which validates every record, failed the load (``{...} is not of type 'string',
+    'null'``)."""
+    response = {
+        "id": 1,
+        "updated-at": "2024-05-01T10:00:00-07:00",
+        "easy-form-widget-responses": [
+            {"id": n, "field-name": f"widget_{n}", "answer": answer}
+            for n, answer in enumerate(ANSWERS, 1)
+        ],
+    }
+    no_results = {"errors": {"warning": ["No results match your search criteria."]}}
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
+        server.script("/api/easy_form_responses", Reply(body=[response]), Reply(404, no_results))
+        # One request at a time, so the page is the first reply and the end the next.
+        settings = {**GOOD, "base_url": server.url, "max_concurrency": 1}
+        out = TapRunner(tmp_path).run(settings, ["easy_form_responses"])
+    [record] = out.records["easy_form_responses"]
+    answers = [w["answer"] for w in record["easy-form-widget-responses"]]
+    assert answers == ANSWERS
+    validator = Draft7Validator(out.schemas["easy_form_responses"]["schema"])
+    assert [e.message for e in validator.iter_errors(record)] == []
