@@ -34,7 +34,12 @@ _JSON_TYPES = {
 
 
 def infer_properties(samples: Iterable[Mapping[str, t.Any]]) -> dict[str, t.Any]:
-    """JSON Schema properties for the keys seen in ``samples`` (nullable, types unioned)."""
+    """JSON Schema properties for the keys seen in ``samples`` (nullable, types unioned).
+
+    A key that is null in every sample is left undeclared: its type is unknown (a
+    lookup or user custom field arrives as an object), and a guess would make a record
+    that gives it a value invalid. It still arrives, inside ``custom-fields``.
+    """
     seen: dict[str, set[str]] = {}
     for sample in samples:
         for key, value in sample.items():
@@ -43,9 +48,7 @@ def infer_properties(samples: Iterable[Mapping[str, t.Any]]) -> dict[str, t.Any]
                 kinds.add(
                     _JSON_TYPES.get(type(value), "array" if isinstance(value, list) else "string")
                 )
-    return {
-        key: {"type": [*sorted(kinds or {"string"}), "null"]} for key, kinds in sorted(seen.items())
-    }
+    return {key: {"type": [*sorted(kinds), "null"]} for key, kinds in sorted(seen.items()) if kinds}
 
 
 def discover_custom_fields(streams: Sequence[CoupaStream], resources: SyncResources) -> None:

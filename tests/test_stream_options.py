@@ -7,10 +7,12 @@ import typing as t
 from collections import Counter
 
 import pytest
+from jsonschema import Draft7Validator
 
 from coupa_sandbox import NEWER_RELEASE_FIELD, Sandbox
 from tap_coupa.instants import parse_instant
 from tests.helpers import TapRunner, run_tap, tap_config
+from tests.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.sandbox
 
@@ -109,6 +111,42 @@ def test_discover_custom_fields_from_the_live_instance(sandbox: Sandbox, tap: Ta
     found = schemas["suppliers"]["properties"]["custom-fields"]["properties"]
     assert set(found) == expected
     assert all("null" in prop["type"] for prop in found.values())
+
+
+def test_a_custom_field_empty_on_the_discovered_page_is_not_typed_as_text(
+    tap: TapRunner,
+) -> None:
+    """A custom field null in every record of the page ``--discover`` reads was declared
+    ``["string", "null"]``: once a record gave it a value of another kind (a lookup
+    value, an object in Coupa's JSON), the record broke its schema, and an SDK target,
+    which validates every record, failed the load (``{...} is not of type 'string',
+    'null'``). Nothing was seen of its type, so nothing is declared for it."""
+    lookup = {"id": 12, "name": "EMEA", "external-ref-num": "R-12"}
+    sampled = [{"id": n, "custom-fields": {"region": None, "code": f"C{n}"}} for n in (1, 2)]
+    synced = {"id": 3, "updated-at": "2024-05-01T10:00:00-07:00"}
+    synced["custom-fields"] = {"region": lookup, "code": "C3"}
+    no_results = {"errors": {"warning": ["No results match your search criteria."]}}
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
+        # --discover reads the first page, the sync the next two replies, one at a time.
+        replies = [Reply(body=sampled), Reply(body=[synced]), Reply(404, no_results)]
+        server.script("/api/lookups", *replies)
+        config = {
+            "base_url": server.url,
+            "client_id": "c",
+            "client_secret": "s",
+            "discover_custom_fields": True,
+            "max_concurrency": 1,
+        }
+        out = tap.run(config, ["lookups"])
+    [record] = out.records["lookups"]
+    assert record["custom-fields"] == synced["custom-fields"]
+    schema = out.schemas["lookups"]["schema"]
+    assert schema["properties"]["custom-fields"]["properties"]["code"]["type"] == [
+        "string",
+        "null",
+    ]
+    assert [e.message for e in Draft7Validator(schema).iter_errors(record)] == []
 
 
 @pytest.mark.parametrize(
