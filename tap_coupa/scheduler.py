@@ -225,11 +225,16 @@ class Scheduler:
         return candidates[0] if candidates else None
 
     def _next(self) -> _Task | None:
-        """Wait for a request to send and for the rate limiter, then take the best one."""
+        """Wait for a request to send and for the rate limiter, then take the best one.
+
+        A worker ends idle only with nothing queued: a request held back for room (or
+        for its stream's turn) is sent by a worker already running, as nothing else
+        would start one.
+        """
         while True:
             with self._cond:
                 while self._best() is None:
-                    if not self._cond.wait(timeout=IDLE_SECONDS) and self._best() is None:
+                    if not self._cond.wait(timeout=IDLE_SECONDS) and not self._queues:
                         self._alive -= 1
                         return None
             self.limiter.acquire()

@@ -192,3 +192,19 @@ def test_a_worker_ending_idle_closes_its_connection(monkeypatch: pytest.MonkeyPa
     sent = scheduler.submit("a", threading.current_thread)
     assert ended.wait(WAIT), "the idle worker ended"
     assert worker == [sent.result()], "on the worker's own thread, once"
+
+
+def test_a_stream_held_back_longer_than_the_idle_time_is_still_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its request waits in the queue for room (or its turn) while no worker has anything
+    to send: the workers must not all end meanwhile, as nothing would start another."""
+    monkeypatch.setattr("tap_coupa.scheduler.IDLE_SECONDS", 0.05)
+    budget = MemoryBudget(1000)
+    sched = scheduler(budget=budget)
+    budget.hold(5000)  # pages of b, waiting for b's turn
+    ahead = sched.submit("b", lambda: "b page 1")
+    # No room, then none again once the worker has waited ``IDLE_SECONDS`` for any.
+    wait_until(lambda: budget.waits >= 2)
+    sched.emitting("b")
+    assert ahead.result(WAIT) == "b page 1"
