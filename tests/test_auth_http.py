@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -18,11 +19,16 @@ from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaOAuthAuthenticator
 from tap_coupa.errors import CoupaAPIError, CoupaAuthError, CoupaError
 from tap_coupa.http import CoupaHTTP, RequestStats
 from tap_coupa.ratelimit import RateLimiter
+from tap_coupa.resources import SyncResources
+from tap_coupa.settings import Settings
+from tap_coupa.streams import registry
 from tests.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.sandbox
 
 SECRET = "s3cr3t-value-xyz"
+#: How long a test waits for what should take a fraction of a second.
+WAIT_S = 30
 TOKEN = {"access_token": "tok-1", "token_type": "bearer", "expires_in": 86399}
 
 
@@ -466,3 +472,59 @@ def test_a_large_page_is_read_in_large_reads(
     assert [record["id"] for record in get(make_http(server))] == list(range(1, 1301))
     assert set(asked) == {http.READ_BYTES}
     assert http.READ_BYTES > 1 << 16
+
+
+def trickling_server(stop: threading.Event) -> socket.socket:
+    """Answers every request 200 with a body it sends a byte at a time, forever: each
+    byte comes well within any read timeout, the response never ends."""
+
+    def answer(connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            with contextlib.suppress(OSError):
+                connection.sendall(head + b"Content-Length: 1000000\r\n\r\n[")
+                while not stop.wait(0.02):
+                    connection.sendall(b" ")
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                threading.Thread(target=answer, args=(connection,), daemon=True).start()
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+@pytest.mark.parametrize("asking", ["page", "token"])
+def test_a_response_trickling_in_is_abandoned_after_request_timeout(asking: str) -> None:
+    """httpx's timeouts bound each wait for bytes, not a response: without a deadline of
+    its own, a request (or the token every request waits for) would never end."""
+    stop = threading.Event()
+    with trickling_server(stop) as listener:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        config = {"base_url": url, "client_id": "cid", "client_secret": SECRET}
+        settings = Settings.parse(
+            {**config, "request_timeout": 0.2, "max_retries": 0}, registry(), ["invoices"]
+        )
+        resources = SyncResources(settings, scopes=lambda: ["core.invoice.read"], sync_order=list)
+        if asking == "page":
+            resources.authenticator = CoupaAPIKeyAuthenticator(api_key="key")
+        failed: list[Exception] = []
+
+        def ask() -> None:
+            try:
+                get(resources.http) if asking == "page" else resources.authenticator.headers()
+            except CoupaError as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=ask, daemon=True)
+        thread.start()
+        thread.join(WAIT_S)
+        stop.set()
+        resources.close()
+    assert not thread.is_alive(), "the request was never abandoned"
+    assert [type(exc) for exc in failed] == [CoupaAuthError if asking == "token" else CoupaError]
+    assert "ReadTimeout" in str(failed[0])
