@@ -8,6 +8,7 @@ import functools
 import gc
 import json
 import logging
+import os
 import sys
 import typing as t
 from decimal import Decimal
@@ -153,6 +154,14 @@ class TapCoupa(Tap):
             sys.exit(1)
         except CoupaError as exc:
             cls.logger.error("%s", redact(str(exc)))
+            sys.exit(1)
+        except BrokenPipeError:
+            # Nothing more reaches the target; the exit's flush of stdout would fail too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            cls.logger.error(
+                "The target stopped reading the tap's output (its stdin closed): the sync "
+                "stopped. See why the target ended; rerun from the last STATE it received."
+            )
             sys.exit(1)
 
     @classmethod

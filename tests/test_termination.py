@@ -107,3 +107,31 @@ def test_sigterm_during_a_blocked_write_leaves_whole_messages(
         # delivered and those read again make the whole stream.
         resumed = tap.run(config, [STREAM], out.state)
         assert set(ids) | resumed.ids(STREAM) == {r["id"] for r in sb.records(STREAM)}
+
+
+def test_a_target_that_stops_reading_ends_the_tap_with_one_clear_line(
+    tap: TapRunner, tmp_path: Path
+) -> None:
+    """The target closes its stdin after the first message; the tap's output (more than
+    the pipe holds) then fails to write: exit 1, saying so, not an unexplained failure."""
+    with Sandbox(SandboxConfig(seed=3, rate_limit=None, records={STREAM: 60})) as sb:
+        config = tap_config(sb)
+        with (tmp_path / "tap.err").open("wb") as stderr:
+            process = forkserver.popen(
+                [*forkserver.TAP, *tap.files(config, [STREAM], None)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline(), "the tap wrote"
+            process.stdout.close()
+            returncode = process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    errors = (tmp_path / "tap.err").read_text()
+    assert returncode == 1
+    assert "The target stopped reading the tap's output" in errors
+    assert "Traceback" not in errors
