@@ -123,6 +123,25 @@ def test_meltano_gives_number_settings_and_scopes_as_the_tap_reads_them(tmp_path
     assert (settings.request_timeout, settings.max_requests_per_second) == (30.5, 7.5)
 
 
+def test_readme_meltano_config_commands_run(tmp_path: Path) -> None:
+    """The README's Install section's ``meltano config`` lines work with the pinned Meltano.
+
+    Meltano 4 takes the subcommand first (``meltano config set tap-coupa ...``); the
+    README had the older order, which fails with "No such command 'tap-coupa'".
+    """
+    shutil.copy(ROOT / "meltano.yml", tmp_path / "meltano.yml")
+    install = (ROOT / "README.md").read_text().split("## Install", 1)[1].split("\n## ", 1)[0]
+    lines = [line.split() for line in install.splitlines() if line.startswith("meltano config")]
+    assert lines, "the README's Install section shows how to configure the tap in Meltano"
+    env = {**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    for words in lines:
+        args = ["x" if word == "..." else word for word in words[1:]]
+        done = subprocess.run(
+            [meltano(), *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, f"{' '.join(words)}: {done.stderr[-500:]}"
+
+
 def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "output").mkdir(parents=True)
