@@ -5,14 +5,43 @@ from __future__ import annotations
 import subprocess
 import sys
 import tarfile
+import typing as t
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 pytestmark = pytest.mark.external
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pyproject() -> dict[str, t.Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_lowest_allowed_setuptools_reads_the_license_expression() -> None:
+    """``license = "Apache-2.0"`` (PEP 639) needs setuptools 77: 69 to 76 refuse it.
+
+    Their error ("`project.license` must be valid exactly by one definition") stops a
+    build with an older setuptools the build-system table allowed, e.g. ``pip install
+    --no-build-isolation`` where setuptools 69.5 is installed.
+    """
+    project = pyproject()
+    if not isinstance(project["project"].get("license"), str):
+        return
+    requires = [Requirement(r) for r in project["build-system"]["requires"]]
+    [setuptools] = [r for r in requires if r.name == "setuptools"]
+    lowest = [Version(s.version) for s in setuptools.specifier if s.operator in {">=", "~=", "=="}]
+    assert lowest, f"{setuptools} allows any setuptools"
+    assert max(lowest) >= Version("77"), f"{setuptools} allows a setuptools without PEP 639"
 
 
 def test_wheel_from_git_and_sdist(tmp_path: Path) -> None:
