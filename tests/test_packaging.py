@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tarfile
 import typing as t
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 try:
@@ -42,6 +45,59 @@ def test_lowest_allowed_setuptools_reads_the_license_expression() -> None:
     lowest = [Version(s.version) for s in setuptools.specifier if s.operator in {">=", "~=", "=="}]
     assert lowest, f"{setuptools} allows any setuptools"
     assert max(lowest) >= Version("77"), f"{setuptools} allows a setuptools without PEP 639"
+
+
+def runtime_imports(package: Path) -> dict[str, str]:
+    """Top-level modules the package's files import outside ``if TYPE_CHECKING``: a file each."""
+    found: dict[str, str] = {}
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for inner in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], path.name)
+    return found
+
+
+def test_every_package_imported_at_runtime_is_declared() -> None:
+    """A package the shipped code imports is a dependency, not another's dependency.
+
+    httpx's transport (httpcore, whose read size http.py sets) and the SDK's retry
+    library (python-backoff) were imported without being declared.
+    """
+    declared: set[str] = set()
+    for requirement in map(Requirement, pyproject()["project"]["dependencies"]):
+        declared.add(canonicalize_name(requirement.name))
+        for dependency in map(Requirement, metadata.requires(requirement.name) or []):
+            marker = dependency.marker  # "extra == ...": asked for by an extra named here
+            if (
+                marker
+                and "extra" in str(marker)
+                and any(marker.evaluate({"extra": extra}) for extra in requirement.extras)
+            ):
+                declared.add(canonicalize_name(dependency.name))
+    distributions = metadata.packages_distributions()
+    undeclared = {
+        f"{module} ({where})": distributions.get(module, [module])
+        for package in ("tap_coupa", "coupa_sandbox")
+        for module, where in runtime_imports(ROOT / package).items()
+        if module not in sys.stdlib_module_names and module not in {"tap_coupa", "coupa_sandbox"}
+        if not {canonicalize_name(d) for d in distributions.get(module, [module])} & declared
+    }
+    assert not undeclared, f"imported, not in [project] dependencies: {undeclared}"
 
 
 def test_wheel_from_git_and_sdist(tmp_path: Path) -> None:
