@@ -6,12 +6,14 @@ must stay whole Singer messages: no cut line, no batch sent twice, no blank line
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import time
 import typing as t
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,28 @@ pytestmark = [
 ]
 
 STREAM = "invoices"
+
+
+@contextlib.contextmanager
+def tap_into_a_pipe(
+    tap: TapRunner, tmp_path: Path
+) -> Iterator[tuple[Sandbox, dict[str, t.Any], subprocess.Popen[bytes]]]:
+    """A sync of ~60 invoices of ~50 KB (more than a 1 MiB pipe holds) into a pipe the
+    test reads; its stderr goes to ``tmp_path / "tap.err"``. Killed if still running."""
+    with Sandbox(SandboxConfig(seed=3, rate_limit=None, records={STREAM: 60})) as sb:
+        config = tap_config(sb)
+        with (tmp_path / "tap.err").open("wb") as stderr:
+            process = forkserver.popen(
+                [*forkserver.TAP, *tap.files(config, [STREAM], None)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        try:
+            yield sb, config, process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def blocked_writing_to_pipe(pid: int) -> bool:
@@ -71,29 +95,17 @@ def test_sigterm_during_a_blocked_write_leaves_whole_messages(
     was writing, or (handled wrongly) writing its final state into the middle of it.
     ~60 invoices of ~50 KB make more than the 1 MiB pipe holds.
     """
-    with Sandbox(SandboxConfig(seed=3, rate_limit=None, records={STREAM: 60})) as sb:
-        config = tap_config(sb)
-        with (tmp_path / "tap.err").open("wb") as stderr:
-            process = forkserver.popen(
-                [*forkserver.TAP, *tap.files(config, [STREAM], None)],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-            )
-        try:
-            wait_until(lambda: blocked_writing_to_pipe(process.pid), "the tap blocks writing")
-            process.send_signal(signal.SIGTERM)
-            wait_until(
-                lambda: (
-                    not signal_pending(process.pid, signal.SIGTERM)
-                    and blocked_writing_to_pipe(process.pid)
-                ),
-                "the tap takes the signal and is blocked writing again",
-            )
-            stdout, _ = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with tap_into_a_pipe(tap, tmp_path) as (sb, config, process):
+        wait_until(lambda: blocked_writing_to_pipe(process.pid), "the tap blocks writing")
+        process.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: (
+                not signal_pending(process.pid, signal.SIGTERM)
+                and blocked_writing_to_pipe(process.pid)
+            ),
+            "the tap takes the signal and is blocked writing again",
+        )
+        stdout, _ = process.communicate(timeout=30)
         lines = stdout.split(b"\n")
         assert lines.pop() == b"", "the output ends with a whole line"
         broken = [(n, line[:80]) for n, line in enumerate(lines) if not is_json(line)]
@@ -114,23 +126,11 @@ def test_a_target_that_stops_reading_ends_the_tap_with_one_clear_line(
 ) -> None:
     """The target closes its stdin after the first message; the tap's output (more than
     the pipe holds) then fails to write: exit 1, saying so, not an unexplained failure."""
-    with Sandbox(SandboxConfig(seed=3, rate_limit=None, records={STREAM: 60})) as sb:
-        config = tap_config(sb)
-        with (tmp_path / "tap.err").open("wb") as stderr:
-            process = forkserver.popen(
-                [*forkserver.TAP, *tap.files(config, [STREAM], None)],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-            )
-        try:
-            assert process.stdout is not None
-            assert process.stdout.readline(), "the tap wrote"
-            process.stdout.close()
-            returncode = process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with tap_into_a_pipe(tap, tmp_path) as (_, _, process):
+        assert process.stdout is not None
+        assert process.stdout.readline(), "the tap wrote"
+        process.stdout.close()
+        returncode = process.wait(timeout=60)
     errors = (tmp_path / "tap.err").read_text()
     assert returncode == 1
     assert "The target stopped reading the tap's output" in errors
