@@ -106,9 +106,12 @@ def child_problems(streams: TapStreams, registry: Registry) -> list[str]:
 
 
 def _kind(spec: Schema) -> str:
-    """The tap's JSON Schema type in the sandbox's node kinds (``open``: any object)."""
+    """The tap's JSON Schema type in the sandbox's node kinds (``open``: any object;
+    ``any``: text, an object or a list, as an easy form widget's answer)."""
     raw = spec.get("type", [])
     types = {raw} if isinstance(raw, str) else set(raw)
+    if {"string", "object", "array"} <= types:
+        return "any"
     for kind in ("number", "integer", "boolean", "array"):
         if kind in types:
             return kind
@@ -119,6 +122,8 @@ def _kind(spec: Schema) -> str:
 
 def _compare(spec: Schema, node: Node, where: str, problems: list[str]) -> None:
     kind = _kind(spec)
+    if kind == "any":
+        return
     if kind == "open":
         if node.is_scalar:
             problems.append(f"{where}: tap object, sandbox {node.kind}")
