@@ -54,7 +54,8 @@ _FINITE = t.Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_i
 _encoder = msgspec.json.Encoder()
 _numbers = msgspec.json.Encoder(decimal_format="number")
 _elements = msgspec.json.Decoder(list[Raw])
-_any = msgspec.json.Decoder()
+#: Any JSON value, numbers with a fraction exactly (a float would refuse 1e400).
+_any = msgspec.json.Decoder(float_hook=Decimal)
 #: Records that fail the decimals-as-numbers decode looked into for unknown nested keys.
 LEARN_FROM = 16
 #: Records of the first page whose key order the structs follow.

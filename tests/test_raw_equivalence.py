@@ -139,3 +139,33 @@ def test_a_record_needing_nothing_goes_out_as_the_bytes_sent(tap: TapRunner) -> 
     assert '"record":{"id":2,' in second
     assert out.records["invoices"][1]["gross-total"] is None
     assert PASSED.findall(out.stderr) == [("invoices", "1")]
+
+
+def test_a_number_beyond_a_float_in_a_first_page_record_goes_out_as_sent(tap: TapRunner) -> None:
+    """JSON numbers have no range: a custom field holding 1e400 is a value like any other.
+
+    The reader learning the first page's key order decoded its records with floats, so
+    such a number failed the whole page (``Number out of range``) where shaping emits it.
+    """
+    updated = "2025-03-10T08:00:00-07:00"
+    page = (
+        b'[{"id": 1, "updated-at": "%s", "gross-total": "10.50", "custom-fields": {"x": 1e400}}]'
+        % updated.encode()
+    )
+    for settings in ({}, {"stream_maps": {"invoices": {}}}):
+        with ScriptedServer() as server:
+            server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
+            no_results = {"errors": {"warning": ["No results match your search criteria."]}}
+            server.script("/api/invoices", Reply(raw=page), Reply(404, no_results))
+            config = {
+                "base_url": server.url,
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "max_concurrency": 1,
+                "decimal_format": "string",
+                **settings,
+            }
+            out = tap.run(config, ["invoices"])
+        [record] = out.records["invoices"]
+        assert record["custom-fields"] == {"x": Decimal("1e400")}, settings
+        assert record["gross-total"] == "10.50"
