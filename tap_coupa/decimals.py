@@ -30,6 +30,8 @@ _JSON_DECIMAL = re.compile(
 ).fullmatch
 #: The bytes of JSON numbers and nulls, with separators.
 _NUMBER_BYTES = b"0123456789.eE+-nul,\t\n\r "
+#: A raw null, as ``tuple.count`` compares a record's raw values with it.
+_NULL = Raw(b"null")
 
 
 def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
@@ -151,12 +153,16 @@ class DecimalPlan:
         numbers and nulls, every non-null value having been a string.
         """
         try:
-            joined = b",".join(pick(obj))
+            picked = pick(obj)
+            joined = b",".join(picked)
         except (KeyError, TypeError):  # one is missing, or not raw JSON
             return False
         numbers = joined.replace(b'"', b"")
-        if numbers.translate(None, _NUMBER_BYTES) or joined.count(b'"') != 2 * (
-            len(self.numbers) - joined.count(b"null")
+        nulls = picked.count(_NULL)  # the values that are null, not the text "null"
+        if (
+            numbers.translate(None, _NUMBER_BYTES)
+            or joined.count(b"null") != nulls
+            or joined.count(b'"') != 2 * (len(self.numbers) - nulls)
         ):
             return False
         values = rawjson.elements(b"[%s]" % numbers)

@@ -59,6 +59,10 @@ def records() -> list[dict[str, t.Any]]:
             }
         )
         out.append({"id": index, "total": value, "lines": None, "currency": "not-an-object"})
+    # The string "null" beside a decimal sent as a JSON number, at both levels: the text
+    # "null" in one value must not stand for the number left unquoted in another.
+    out.append({"id": 98, "total": "null", "tax": 12.5})
+    out.append({"id": 99, "total": 7, "tax": "null", "currency": {"rate": "null", "fee": 7}})
     return out
 
 
