@@ -79,12 +79,16 @@ def test_every_stream_emits_the_same_records_fully_decoded(
     assert not PASSED.findall(decoded.stderr), "stream maps need every value decoded"
 
 
-def sync_invoices(tap: TapRunner, invoices: list[dict[str, t.Any]], **settings: t.Any) -> Output:
-    """Sync ``invoices``, served as one page by a scripted server (as ``json.dumps`` writes)."""
+def sync_invoices(
+    tap: TapRunner, invoices: list[dict[str, t.Any]] | bytes, **settings: t.Any
+) -> Output:
+    """Sync ``invoices``, served as one page by a scripted server (as ``json.dumps``
+    writes them, or the bytes given)."""
+    page = Reply(raw=invoices) if isinstance(invoices, bytes) else Reply(body=invoices)
     with ScriptedServer() as server:
         server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
         no_results = {"errors": {"warning": ["No results match your search criteria."]}}
-        server.script("/api/invoices", Reply(body=invoices), Reply(404, no_results))
+        server.script("/api/invoices", page, Reply(404, no_results))
         # One request at a time: the replies are scripted in order (no probe beside them).
         config = {
             "base_url": server.url,
@@ -153,19 +157,7 @@ def test_a_number_beyond_a_float_in_a_first_page_record_goes_out_as_sent(tap: Ta
         % updated.encode()
     )
     for settings in ({}, {"stream_maps": {"invoices": {}}}):
-        with ScriptedServer() as server:
-            server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
-            no_results = {"errors": {"warning": ["No results match your search criteria."]}}
-            server.script("/api/invoices", Reply(raw=page), Reply(404, no_results))
-            config = {
-                "base_url": server.url,
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "max_concurrency": 1,
-                "decimal_format": "string",
-                **settings,
-            }
-            out = tap.run(config, ["invoices"])
+        out = sync_invoices(tap, page, decimal_format="string", **settings)
         [record] = out.records["invoices"]
         assert record["custom-fields"] == {"x": Decimal("1e400")}, settings
         assert record["gross-total"] == "10.50"
