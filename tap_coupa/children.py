@@ -87,13 +87,16 @@ class ChildStream(CoupaStream):
             keys[self.parent_key] = parent_id
         emit = self.selected
         shape = self.shaper.shape
+        # The SDK's rule: a row this stream's map filters out (or removes) feeds no child.
+        keep = self.stream_maps[0].get_filter_result if self._children else None
         for row in rows:
             if not isinstance(row, dict):
                 continue
             record = self._own(row)
             record.update(keys)
             shape(record)
-            self._sync_children(record)  # first: writing drops deselected properties
+            if keep is not None and keep(record):
+                self._sync_children(record)  # first: writing drops deselected properties
             if emit:
                 self._write_record_message(record)
                 self._emitted += 1

@@ -193,3 +193,27 @@ def test_an_interrupted_scan_is_not_resumed_for_a_child_it_did_not_emit(tap: Tap
         assert "not resuming the interrupted scan" in resumed.stderr
         assert len(resumed.records["invoice_lines"]) == lines_of(sb)
         assert resumed.ids("invoices") == {r["id"] for r in sb.records("invoices")}
+
+
+def test_a_stream_map_filtering_a_childs_rows_drops_its_own_childrens_rows(
+    sandbox: Sandbox, tap: TapRunner
+) -> None:
+    """The SDK's rule (README): a parent's record filtered out takes its children's rows.
+
+    It holds for a child stream that is itself a parent, as an invoice line is to its
+    allocations, whether the line is filtered or removed by the map.
+    """
+    lines = nested_rows(sandbox, "invoice_lines")
+    kept = {row["id"] for _, row in lines if row["id"] % 2 == 0}
+    assert kept
+    assert len(kept) < len(lines)
+    streams = ["invoice_lines", "invoice_line_account_allocations"]
+    even = {"invoice_lines": {"__filter__": "id % 2 == 0"}}
+    out = tap.run(tap_config(sandbox, stream_maps=even), streams)
+    assert {r["id"] for r in out.records["invoice_lines"]} == kept
+    allocations = out.records["invoice_line_account_allocations"]
+    assert allocations, "the kept lines' allocations still go out"
+    assert {r["invoice-line-id"] for r in allocations} <= kept
+    removed = tap.run(tap_config(sandbox, stream_maps={"invoice_lines": None}), streams)
+    assert not removed.records.get("invoice_lines")
+    assert not removed.records.get("invoice_line_account_allocations")
