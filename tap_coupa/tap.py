@@ -95,8 +95,8 @@ class TapCoupa(Tap):
             check_catalog(self._input_catalog, custom)
             if self.config.get("base_url"):
                 check_options(self._input_catalog, self.settings.stream_options)
-            if isinstance(catalog, dict) and self.config.get("base_url"):
-                self.resources.mint_ahead(self._catalog_scopes(self._input_catalog))
+                if isinstance(catalog, dict):
+                    self.resources.mint_ahead(self._catalog_scopes(self._input_catalog))
         if mapper:
             self.setup_mapper()
 
