@@ -201,7 +201,7 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "allow_http",
         th.BooleanType(),
         default=False,
-        description="Allow a plain http:// base_url that is not on loopback.",
+        description="Allow a plain http:// base_url or token_url that is not on loopback.",
     ),
     th.Property(
         "decimal_format",
@@ -385,7 +385,10 @@ class Settings:
             msg = "base_url is not set; set it to the Coupa instance, e.g. https://acme.coupahost.com."
             raise CoupaConfigError(msg)
         base_url = str(value["base_url"]).strip()
-        origin = _origin(base_url, allow_http=bool(value["allow_http"]))
+        allow_http = bool(value["allow_http"])
+        origin = _origin(base_url, allow_http=allow_http)
+        if token_url := _text(value.get("token_url")):  # the secret goes there: same rule
+            _origin(token_url.strip(), allow_http=allow_http, name="token_url")
         path = re.sub(r"/api$", "", urlsplit(base_url).path.rstrip("/"))
         options = _stream_options(value.get("stream_options"))
         custom_objects = _custom_objects(value.get("custom_objects"), streams)
@@ -432,7 +435,7 @@ class Settings:
             request_fields=bool(value["request_fields"]),
             stream_options=options,
             custom_objects=custom_objects,
-            token_url=value.get("token_url"),
+            token_url=token_url.strip() if token_url else None,
             client_id=_text(value.get("client_id")),
             client_secret=_text(value.get("client_secret")),
             api_key=_text(value.get("api_key")),
@@ -464,18 +467,18 @@ def _text(value: object) -> str | None:
     return str(value) if value else None
 
 
-def _origin(base_url: str, *, allow_http: bool) -> str:
-    """``scheme://host[:port]`` of the instance; plain http only where it is safe."""
-    parts = urlsplit(base_url)
+def _origin(url: str, *, allow_http: bool, name: str = "base_url") -> str:
+    """``scheme://host[:port]`` of the URL setting ``name``; plain http only where safe."""
+    parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         msg = (
-            f"base_url {base_url!r} needs a scheme and a host, e.g. "
-            "https://acme.coupahost.com; fix base_url."
+            f"{name} {url!r} needs a scheme and a host, e.g. https://acme.coupahost.com"
+            f"{'/oauth2/token' if name == 'token_url' else ''}; fix {name}."
         )
         raise CoupaConfigError(msg)
     if parts.scheme == "http" and not (_is_loopback(parts.hostname) or allow_http):
         msg = (
-            f"base_url {base_url!r} is plain http: credentials would travel unencrypted. "
+            f"{name} {url!r} is plain http: credentials would travel unencrypted. "
             "Use https, or set allow_http: true for a trusted network."
         )
         raise CoupaConfigError(msg)
