@@ -1,8 +1,9 @@
 """The ``tap-coupa`` command, and ``python -m tap_coupa``."""
 
 import gc
+import sys
 
-from tap_coupa import tls
+from tap_coupa import ahead, transport
 
 
 def main() -> None:
@@ -14,7 +15,8 @@ def main() -> None:
     the collector off until records flow; here it is off before the imports too.
     """
     gc.disable()
-    tls.load_ahead()  # the CA bundle loads on a thread meanwhile (see ``tls``)
+    transport.load_ahead()  # the CA bundle loads on a thread meanwhile (see ``transport``)
+    ahead.start(sys.argv[1:])  # and the token is asked for (see ``ahead``)
     from tap_coupa.tap import TapCoupa  # here: imported with the collector off
 
     TapCoupa.cli()

@@ -14,7 +14,7 @@ from singer_sdk.authenticators import APIKeyAuthenticator, OAuthAuthenticator
 from singer_sdk.helpers._util import utc_now
 from typing_extensions import override
 
-from tap_coupa import retry
+from tap_coupa import ahead, retry
 from tap_coupa.errors import CoupaAuthError, hide, redact, snippet
 
 #: Renew this many seconds before Coupa's stated expiry, so no request carries a
@@ -84,14 +84,9 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
     @override
     def oauth_request_body(self) -> dict[str, t.Any]:
         """Form fields of Coupa's token request."""
-        body = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-        }
-        if self.oauth_scopes:
-            body["scope"] = self.oauth_scopes
-        return body
+        return ahead.token_form(
+            self.client_id or "", self.client_secret or "", self.oauth_scopes or ""
+        )
 
     @override
     def is_token_valid(self) -> bool:
@@ -107,7 +102,8 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
     def update_access_token(self) -> None:
         """Mint a token over httpx; errors name the status, never the secret."""
         requested_at = utc_now()
-        response = self._post()
+        taken = ahead.take(self.auth_endpoint, self.oauth_request_body)
+        response = self._post() if taken is None else taken
         if response.status_code != httpx.codes.OK:
             raise CoupaAuthError(self._failure_message(response))
         try:
@@ -130,7 +126,11 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
                 snippet(repr(expires_in), 40),
             )
         self.last_refreshed = requested_at
-        self.logger.info("Obtained a Coupa access token (expires in %ss).", self.expires_in)
+        self.logger.info(
+            "Obtained a Coupa access token (expires in %ss%s).",
+            self.expires_in,
+            "; asked for while the tap started" if taken is not None else "",
+        )
 
     def _post_once(self) -> httpx.Response:
         """The token request; the network failing, 429 and 5xx are worth repeating."""

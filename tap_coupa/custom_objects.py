@@ -13,6 +13,7 @@ import typing as t
 
 from typing_extensions import override
 
+from tap_coupa.ahead import CUSTOM_OBJECT_SCOPE
 from tap_coupa.catalog import CUSTOM_OBJECT_SCHEMA
 from tap_coupa.collection import CollectionStream
 from tap_coupa.errors import CoupaConfigError
@@ -23,8 +24,6 @@ if t.TYPE_CHECKING:
 
 #: The schema every custom object starts from (generated from the Compass page).
 SCHEMA = CUSTOM_OBJECT_SCHEMA
-#: Compass names no scope for custom objects: the one every Coupa client may have.
-SCOPE = "core.common.read"
 
 
 class CustomObjectStream(CollectionStream):
@@ -56,7 +55,7 @@ def stream_type(custom: CustomObject) -> type[CustomObjectStream]:
     attributes = {
         "name": custom.stream,
         "path": custom.path,
-        "scope": SCOPE,
+        "scope": CUSTOM_OBJECT_SCOPE,
         "object_id": custom.object_id,
         "primary_keys": ("id",),
         "replication_key": "updated-at",

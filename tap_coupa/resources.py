@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import gc
 import logging
-import ssl
 import threading
-import time
 import typing as t
 import weakref
 from functools import cached_property
 
 import httpx
 
-from tap_coupa import __version__, tls
+from tap_coupa import ahead, transport
 from tap_coupa.auth import CoupaAPIKeyAuthenticator, CoupaAuthenticator, CoupaOAuthAuthenticator
 from tap_coupa.errors import CoupaConfigError, CoupaError
 from tap_coupa.http import CoupaHTTP
@@ -31,7 +28,7 @@ from tap_coupa.ratelimit import RateLimiter
 from tap_coupa.scheduler import MemoryBudget, Scheduler
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from tap_coupa.projection import Spec
     from tap_coupa.settings import Settings
@@ -84,45 +81,6 @@ class _Clients:
             client.close()
 
 
-class _Deadline(httpx.SyncByteStream):
-    """A response body that must have arrived by ``deadline``, or is abandoned.
-
-    httpx's timeouts bound each wait for bytes, not a whole response: a server or proxy
-    sending a byte now and then would hold a request (a worker, or, minting the token,
-    every request) forever.
-    """
-
-    def __init__(self, stream: httpx.SyncByteStream, deadline: float, seconds: float) -> None:
-        self._stream = stream
-        self._deadline = deadline
-        self._seconds = seconds
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._stream:
-            if time.monotonic() > self._deadline:
-                msg = f"no whole response within request_timeout ({self._seconds:g}s)"
-                raise httpx.ReadTimeout(msg)
-            yield chunk
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-def _sent(request: httpx.Request) -> None:
-    request.extensions[_SENT_AT] = time.monotonic()
-
-
-def _within(seconds: float, response: httpx.Response) -> None:
-    """Give up on the response's body ``seconds`` after its request was sent."""
-    assert isinstance(response.stream, httpx.SyncByteStream)
-    deadline = response.request.extensions.get(_SENT_AT, time.monotonic()) + seconds
-    response.stream = _Deadline(response.stream, deadline, seconds)
-
-
-#: Where a request keeps when it was sent (httpcore reads only the extensions it knows).
-_SENT_AT = "tap_coupa.sent_at"
-
-
 class SyncResources:
     """The shared pieces of one sync, built lazily from the settings."""
 
@@ -147,28 +105,10 @@ class SyncResources:
         self._unprojected: set[str] = set()
         self._clients = _Clients()
 
-    @cached_property
-    def tls(self) -> ssl.SSLContext:
-        """TLS verification as httpx does it by default, set up once (loading CAs is slow)."""
-        return tls.context()
-
     def connect(self) -> httpx.Client:
-        """A keep-alive client with the tap's timeouts and headers, never redirected.
-
-        A response still arriving ``request_timeout`` after its request was sent is
-        abandoned (``_Deadline``), as one that stops arriving is.
-
-        It is closed by ``close``, at the latest when the process exits.
-        """
-        timeout = self.settings.request_timeout
-        client = httpx.Client(
-            verify=self.tls,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-            headers={"User-Agent": self.settings.user_agent or f"tap-coupa/{__version__}"},
-            follow_redirects=False,
-            event_hooks={"request": [_sent], "response": [functools.partial(_within, timeout)]},
-        )
+        """A client as ``transport.client`` makes them, closed by ``close`` (or at exit)."""
+        settings = self.settings
+        client = transport.client(timeout=settings.request_timeout, user_agent=settings.user_agent)
         self._clients.add(client)
         return client
 
@@ -203,7 +143,7 @@ class SyncResources:
     ) -> CoupaOAuthAuthenticator:
         settings = self.settings
         return CoupaOAuthAuthenticator(
-            token_url=settings.token_url or f"{settings.origin}/oauth2/token",
+            token_url=ahead.token_url(settings.token_url, settings.origin),
             client_id=client_id,
             client_secret=client_secret,
             scopes=scopes,

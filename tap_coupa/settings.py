@@ -6,8 +6,6 @@ of the tap reads, checked once, each problem worded as one line with its fix.
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import math
 import re
 import typing as t
@@ -17,6 +15,7 @@ from urllib.parse import urlsplit
 import pendulum
 from singer_sdk import typing as th
 
+from tap_coupa import ahead
 from tap_coupa.errors import CoupaConfigError, hide
 from tap_coupa.instants import parse_instant
 from tap_coupa.pagination import MAX_PAGE_SIZE
@@ -295,7 +294,7 @@ class CustomObject:
     @property
     def stream(self) -> str:
         """The stream's name."""
-        return f"custom_object_{self.name}"
+        return ahead.custom_object_stream(self.name)
 
     @property
     def path(self) -> str:
@@ -468,30 +467,10 @@ def _text(value: object) -> str | None:
 
 
 def _origin(url: str, *, allow_http: bool, name: str = "base_url") -> str:
-    """``scheme://host[:port]`` of the URL setting ``name``; plain http only where safe."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        msg = (
-            f"{name} {url!r} needs a scheme and a host, e.g. https://acme.coupahost.com"
-            f"{'/oauth2/token' if name == 'token_url' else ''}; fix {name}."
-        )
-        raise CoupaConfigError(msg)
-    if parts.scheme == "http" and not (_is_loopback(parts.hostname) or allow_http):
-        msg = (
-            f"{name} {url!r} is plain http: credentials would travel unencrypted. "
-            "Use https, or set allow_http: true for a trusted network."
-        )
-        raise CoupaConfigError(msg)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return ahead.origin(url, allow_http=allow_http, name=name)
+    except ValueError as exc:
+        raise CoupaConfigError(str(exc)) from None
 
 
 def _start_date(value: object) -> pendulum.DateTime | None:
@@ -597,17 +576,7 @@ def _duration(name: str, value: object) -> pendulum.Duration:
 
 
 def _scopes(value: object) -> tuple[str, ...] | None:
-    """A list, or one string separated by spaces or commas; None to derive them.
-
-    A list may come as its JSON text (Meltano's string kind passes what ``meltano
-    config set`` was given), and its items split too (the SDK splits an environment
-    variable at commas only).
-    """
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            msg = f"scopes {value!r} is not a JSON list; use e.g. core.common.read core.user.read."
-            raise CoupaConfigError(msg) from None
-    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    return tuple(s for item in items for s in re.split(r"[\s,]+", str(item)) if s) or None
+    try:
+        return ahead.parse_scopes(value)
+    except ValueError as exc:
+        raise CoupaConfigError(str(exc)) from None

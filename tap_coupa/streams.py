@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import typing as t
 from functools import cache
-from importlib import resources
 
 import msgspec
 
+from tap_coupa import SCHEMAS
 from tap_coupa.children import ChildStream
 from tap_coupa.collection import CollectionStream
 from tap_coupa.decimals import decimals_as_strings
@@ -24,8 +24,6 @@ from tap_coupa.shape import EXTRA_FIELDS
 
 if t.TYPE_CHECKING:
     from tap_coupa.client import CoupaStream
-
-SCHEMAS = resources.files("tap_coupa") / "schemas"
 
 
 class StreamSpec(t.TypedDict):

@@ -24,7 +24,7 @@ from singer_sdk.plugin_base import PluginBase
 from singer_sdk.singerlib import Catalog
 from typing_extensions import override
 
-from tap_coupa import custom_objects
+from tap_coupa import ahead, custom_objects, transport
 from tap_coupa.catalog import (
     LazyStreamMaps,
     catalog_file_problem,
@@ -83,9 +83,7 @@ class TapCoupa(Tap):
         #: Streams the input catalog forces to FULL_TABLE (see ``full_table_streams``).
         self._full_table = full_table_streams(catalog) if isinstance(catalog, dict) else frozenset()
         super().__init__(*args, **kwargs, setup_mapper=False)
-        # httpx logs every request at INFO; the per-stream summaries say what matters.
-        for noisy in ("httpx", "httpcore"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        transport.quiet()
         custom: list[str] = []
         if self.config.get("base_url"):
             custom = [c.stream for c in self.settings.custom_objects]  # validates early
@@ -300,7 +298,7 @@ class TapCoupa(Tap):
         custom = {c.stream for c in self.settings.custom_objects}
         return sorted(
             {
-                custom_objects.SCOPE if name in custom else specs[name]["scope"]
+                ahead.CUSTOM_OBJECT_SCOPE if name in custom else specs[name]["scope"]
                 for name in selected_streams(catalog)
                 if name in custom or name in specs
             }

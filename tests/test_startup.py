@@ -25,14 +25,15 @@ from singer_sdk.helpers._util import load_json
 from singer_sdk.singerlib import Catalog
 
 from coupa_sandbox import Sandbox, SandboxConfig
+from tap_coupa import ahead, transport
 from tap_coupa import resources as resources_module
 from tap_coupa import tap as tap_module
-from tap_coupa import tls
 from tap_coupa.auth import CoupaOAuthAuthenticator
 from tap_coupa.catalog import LazyEntry
 from tap_coupa.resources import SyncResources
 from tap_coupa.settings import Settings
 from tap_coupa.streams import registry
+from tests.forkserver import TAP
 from tests.helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -41,6 +42,7 @@ from tests.helpers import (
     sandbox_custom_objects,
     tap_config,
 )
+from tests.scripted import Reply, ScriptedServer
 
 
 class FakeGC:
@@ -60,11 +62,14 @@ class FakeGC:
         self.frozen += 1
 
 
+def tap_config_for(base_url: str) -> dict[str, t.Any]:
+    return {"base_url": base_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+
+
 def settings(base_url: str = "http://127.0.0.1:9") -> Settings:
     specs = registry()
     collections = [name for name, spec in specs.items() if not spec["parent"]]
-    config = {"base_url": base_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-    return Settings.parse(config, specs, collections)
+    return Settings.parse(tap_config_for(base_url), specs, collections)
 
 
 @pytest.mark.unit
@@ -119,9 +124,10 @@ def test_no_collection_runs_while_the_command_imports_the_sdk() -> None:
 
 
 @pytest.mark.unit
-def test_the_first_connection_verifies_with_the_ca_bundle_loaded_ahead(
+def test_every_connection_verifies_with_the_ca_bundle_loaded_ahead(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Loaded once, on its own thread: the token's client and each worker's share it."""
     created: list[tuple[str, ssl.SSLContext]] = []
 
     def create_ssl_context() -> ssl.SSLContext:
@@ -130,12 +136,14 @@ def test_the_first_connection_verifies_with_the_ca_bundle_loaded_ahead(
         return context
 
     monkeypatch.setattr(httpx, "create_ssl_context", create_ssl_context)
-    tls.load_ahead()
-    first = SyncResources(settings(), scopes=list, sync_order=list).tls
-    later = SyncResources(settings(), scopes=list, sync_order=list).tls
-    assert [name for name, _ in created] == ["tap-coupa-tls", "MainThread"]
-    assert first is created[0][1], "the first connection did not take the bundle loaded ahead"
-    assert later is created[1][1], "a bundle loaded ahead is taken once"
+    transport.load_ahead()
+    clients = [SyncResources(settings(), scopes=list, sync_order=list).connect() for _ in "ab"]
+    clients.append(transport.client(timeout=1, user_agent=None))
+    assert [name for name, _ in created] == ["tap-coupa-tls"], "loaded once, ahead"
+    for client in clients:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert pool._ssl_context is created[0][1], "a client verifies with another context"
+        client.close()
 
 
 #: Top-level collections, each a page or two in the sandbox below.
@@ -199,15 +207,16 @@ def test_a_token_minted_ahead_is_used_only_for_the_scopes_the_sync_needs() -> No
         assert sb.state.stats.snapshot()["by_class"]["token"] == 3, "and minted anew"
 
 
+#: Selections whose scopes differ: a grandchild reads through its parent and grandparent.
+SELECTIONS = [
+    ["invoices", "users"],
+    ["invoice_line_tax_lines"],
+    ["supplier_addresses", "users", "custom_object_vehicles"],
+]
+
+
 @pytest.mark.sandbox
-@pytest.mark.parametrize(
-    "selected",
-    [
-        ["invoices", "users"],
-        ["invoice_line_tax_lines"],  # a grandchild: read through its parent and grandparent
-        ["supplier_addresses", "users", "custom_object_vehicles"],
-    ],
-)
+@pytest.mark.parametrize("selected", SELECTIONS)
 def test_the_scopes_read_from_the_catalog_are_those_the_streams_need(
     sandbox: Sandbox, tmp_path: Path, selected: list[str]
 ) -> None:
@@ -217,6 +226,100 @@ def test_the_scopes_read_from_the_catalog_are_those_the_streams_need(
     tap = tap_module.TapCoupa(config=config, catalog=catalog)
     assert tap.input_catalog is not None
     assert tap._catalog_scopes(tap.input_catalog) == tap._scopes()
+
+
+#: The command's first steps (``__main__``), then a wait for the token's answer; prints
+#: the SDK modules imported by then.
+ASK_AHEAD = """
+import sys
+from tap_coupa import ahead
+ahead.start(sys.argv[1:])
+ahead.take("", {})  # waits for the answer (and drops it: asked for something else)
+print(sorted(name for name in sys.modules if name.startswith("singer_sdk")))
+"""
+TOKEN = Reply(body={"access_token": "t0k3n", "token_type": "bearer", "expires_in": 86399})
+VEHICLES = [{"name": "vehicles", "object_id": "12"}]
+
+
+def ask_ahead(tmp_path: Path, config: dict[str, t.Any], *args: str) -> str:
+    """Run ``ASK_AHEAD`` with ``args`` (``{config}``/``{catalog}``: those files)."""
+    files = {"config": tmp_path / "config.json", "catalog": tmp_path / "catalog.json"}
+    files["config"].write_text(json.dumps(config))
+    command = [sys.executable, "-c", ASK_AHEAD, *(a.format_map(files) for a in args)]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("selected", SELECTIONS)
+def test_the_token_is_asked_for_before_the_sdk_is_imported_with_the_scopes_needed(
+    tmp_path: Path, selected: list[str]
+) -> None:
+    """The command asks for the token from the files alone, while it imports the SDK."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", TOKEN)
+        server.script("/api/custom_objects/12/object_instances", Reply(body=[]))
+        config = {**tap_config_for(server.url), "custom_objects": VEHICLES}
+        (tmp_path / "discover.json").write_text(json.dumps(config))
+        catalog_for(tmp_path, tmp_path / "discover.json", selected)
+        discovery = len(server.seen)  # it asks whether the custom object exists
+        imported = ask_ahead(tmp_path, config, "--config", "{config}", "--catalog", "{catalog}")
+        forms = [seen.form for seen in server.seen[discovery:]]
+    catalog = Catalog.from_dict(json.loads((tmp_path / "catalog.json").read_text()))
+    needed = tap_module.TapCoupa(config=config, catalog=catalog)._scopes()
+    assert imported.strip() == "[]", "the token's request waited for the SDK's import"
+    assert [form.get("scope") for form in forms] == [" ".join(needed)], "one, for these scopes"
+    same = forms[0] == ahead.token_form(CLIENT_ID, CLIENT_SECRET, " ".join(needed))
+    assert same, "the form is not the one the authenticator would send"
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    ("config", "args"),
+    [
+        ({}, ["--config", "{config}", "--discover"]),
+        ({}, ["--config", "{config}"]),
+        ({}, ["--config", "ENV", "--config", "{config}", "--catalog", "{catalog}"]),
+        ({}, ["--config", "{config}", "--catalog", "{catalog}", "--test"]),
+        ({}, ["--config", "{config}", "--catalog", "{catalog}", "--what"]),
+        (
+            {"client_secret": None, "api_key": "k"},
+            ["--config", "{config}", "--catalog", "{catalog}"],
+        ),
+        ({"token_url": "ftp://x/oauth2/token"}, ["--config", "{config}", "--catalog", "{catalog}"]),
+    ],
+    ids=["discover", "no-catalog", "env", "test", "unknown-option", "api-key", "bad-token-url"],
+)
+def test_no_token_is_asked_for_ahead_outside_a_plain_sync(
+    tmp_path: Path, config: dict[str, t.Any], args: list[str]
+) -> None:
+    """Whatever the command may turn out to be, the token is asked for as before (or not)."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", TOKEN)
+        settings = {k: v for k, v in {**tap_config_for(server.url), **config}.items() if v}
+        (tmp_path / "discover.json").write_text(json.dumps(settings))
+        catalog_for(tmp_path, tmp_path / "discover.json", ["invoices"])
+        assert ask_ahead(tmp_path, settings, *args).strip() == "[]"
+        assert server.seen == []
+
+
+@pytest.mark.sandbox
+def test_a_sync_takes_the_token_asked_for_ahead(sandbox: Sandbox, tmp_path: Path) -> None:
+    """``python -m tap_coupa`` itself (not a forked run: its SDK is imported already)."""
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(tap_config(sandbox)))
+    catalog = catalog_for(tmp_path, config_path, ["currencies", "invoices"])
+    before = sandbox.state.stats.snapshot()["by_class"].get("token", 0)
+    done = subprocess.run(
+        [*TAP, "--config", str(config_path), "--catalog", str(catalog)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sandbox.state.stats.snapshot()["by_class"]["token"] == before + 1
+    assert "Obtained a Coupa access token (expires in 86399s; asked for while" in done.stderr
+    assert done.stdout.count('"type":"RECORD"') == sum(
+        sandbox.counts()[name] for name in ("currencies", "invoices")
+    )
 
 
 @pytest.mark.sandbox
