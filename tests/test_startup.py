@@ -302,6 +302,45 @@ def test_no_token_is_asked_for_ahead_outside_a_plain_sync(
         assert server.seen == []
 
 
+#: A stream's own metadata, as catalogs may give it (None: no entry for the stream).
+ROOTS: dict[str, dict[str, t.Any] | None] = {
+    "invoices": {"selected": True},
+    "users": {"selected": False},
+    "currencies": {"inclusion": "automatic", "selected": False},
+    "accounts": {"inclusion": "unsupported", "selected": True},
+    "suppliers": {"selected-by-default": True},
+    "items": {"selected-by-default": False},
+    "contracts": {},
+    "addresses": None,
+}
+
+
+@pytest.mark.unit
+def test_a_stream_is_selected_as_the_sdk_says_without_resolving_its_properties(
+    tmp_path: Path,
+) -> None:
+    """The SDK resolves every property's selection to answer; that can wait."""
+    config = tap_config_for("http://127.0.0.1:9")  # a token asked for ahead finds no one
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    catalog = json.loads(catalog_for(tmp_path, config_path, []).read_text())
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] in ROOTS:
+            root = ROOTS[entry["tap_stream_id"]]
+            others = [m for m in entry["metadata"] if m["breadcrumb"]]
+            entry["metadata"] = others + (
+                [{"breadcrumb": [], "metadata": root}] * (root is not None)
+            )
+    tap = tap_module.TapCoupa(config=config, catalog=Catalog.from_dict(catalog), setup_mapper=False)
+    streams = [tap.streams[name] for name in ROOTS]
+    selected = {stream.name: stream.selected for stream in streams}
+    assert all(stream._mask is None for stream in streams), "a mask was resolved"
+    assert selected == {stream.name: stream.mask.get((), True) for stream in streams}
+    assert [name for name, chosen in selected.items() if chosen] == [
+        "invoices", "currencies", "suppliers", "addresses"
+    ]  # fmt: skip
+
+
 @pytest.mark.sandbox
 def test_a_sync_takes_the_token_asked_for_ahead(sandbox: Sandbox, tmp_path: Path) -> None:
     """``python -m tap_coupa`` itself (not a forked run: its SDK is imported already)."""
