@@ -351,7 +351,11 @@ class IdScan:
         return first
 
     def _emit(self, page: Page) -> Batch:
-        """The page's records not emitted yet (the overlap record was), in id order."""
+        """The page's records not emitted yet (the overlap record was), in id order.
+
+        A page out of id order fails: skipping the ids at or below the last one emitted
+        would drop the records a server ignoring ``order_by=id`` sent after a higher id.
+        """
         if self.on_page is not None:
             self.on_page(page)
         last = self.last_id
@@ -361,8 +365,18 @@ class IdScan:
             if last is None or record_id > last:
                 last = record_id
                 records.append(record)
+            elif records and record_id < last:
+                self._out_of_order(record_id, last)
         self.last_id = last
         return Batch(records, page.size)
+
+    def _out_of_order(self, record_id: int, after: int) -> t.NoReturn:
+        msg = (
+            f"Stream {self.source.stream!r}: /api/{self.source.path} sent id {record_id} "
+            f"after id {after} in one page; the tap needs Coupa's order_by=id: check that "
+            "base_url is a Coupa instance (state resumes from the last record written)."
+        )
+        raise CoupaAPIError(msg)
 
     def __iter__(self) -> Iterator[Record]:
         """Yield every matching record once, in id order."""

@@ -1,0 +1,56 @@
+"""Whole syncs against a Coupa look-alike whose answers are valid JSON but odd.
+
+Each case is one the earlier reviews did not cover: it must end in records emitted
+or one clear error, never in records dropped quietly, bytes a target cannot read, or
+a traceback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import typing as t
+
+import pytest
+
+from tests.helpers import CLIENT_ID, CLIENT_SECRET, Output, TapRunner
+from tests.scripted import Reply, ScriptedServer
+from tests.test_bad_input import assert_one_clear_error
+
+pytestmark = pytest.mark.sandbox
+
+UPDATED = "2025-03-10T08:00:00-07:00"
+NO_RESULTS = Reply(404, {"errors": {"warning": ["No results match your search criteria."]}})
+
+
+def invoices(*ids: int) -> list[dict[str, t.Any]]:
+    return [{"id": i, "updated-at": UPDATED} for i in ids]
+
+
+def sync(tap: TapRunner, *replies: Reply, **settings: t.Any) -> Output:
+    """Sync invoices from ``replies``, one request at a time (the last reply repeats)."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
+        server.script("/api/invoices", *replies)
+        config = {
+            "base_url": server.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "max_concurrency": 1,
+            "max_retries": 1,
+            **settings,
+        }
+        return tap.run(config, ["invoices"], check=False)
+
+
+def failed(out: Output) -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess([], out.returncode, out.stdout, out.stderr)
+
+
+def test_a_page_out_of_id_order_fails_instead_of_dropping_records(tap: TapRunner) -> None:
+    """The scan asks for ``order_by=id``: a server ignoring it sent [3, 1, 2], and the
+    scan, skipping ids at or below the last emitted, wrote 3 alone and ended fine."""
+    out = sync(tap, Reply(body=invoices(3, 1, 2)), NO_RESULTS)
+    assert_one_clear_error(failed(out), "'invoices'", "order_by=id", "base_url")
+    assert out.ids("invoices") <= {3}
+    bookmark = out.state.get("bookmarks", {}).get("invoices", {})
+    assert "replication_key_value" not in bookmark, "the bookmark did not advance"
