@@ -59,6 +59,8 @@ def decode(body: bytes, *, raw: Decoding) -> t.Any:
     of objects (``{"errors": ...}``) is returned fully decoded, for the caller to judge.
     A stream's reader (``raw`` callable) does the same its own way.
     """
+    if raw:
+        check_utf8(body)
     if callable(raw):
         return raw(body)
     if raw:
@@ -67,6 +69,20 @@ def decode(body: bytes, *, raw: Decoding) -> t.Any:
         except msgspec.ValidationError:
             pass
     return _full.decode(body)
+
+
+def check_utf8(body: bytes) -> None:
+    """Raise ``msgspec.DecodeError`` if ``body`` is not UTF-8, as a full decode would.
+
+    msgspec checks a string's bytes only when it decodes the string: one kept raw
+    would reach the Singer output, which a target then cannot read.
+    """
+    if not body.isascii():
+        try:
+            body.decode()
+        except UnicodeDecodeError as exc:
+            msg = f"Invalid UTF-8 encoded string at byte {exc.start}"
+            raise msgspec.DecodeError(msg) from None
 
 
 def value(raw: Raw) -> t.Any:

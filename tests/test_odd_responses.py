@@ -54,3 +54,17 @@ def test_a_page_out_of_id_order_fails_instead_of_dropping_records(tap: TapRunner
     assert out.ids("invoices") <= {3}
     bookmark = out.state.get("bookmarks", {}).get("invoices", {})
     assert "replication_key_value" not in bookmark, "the bookmark did not advance"
+
+
+@pytest.mark.parametrize("decimal_format", ["string", "number"])
+def test_a_string_that_is_not_utf8_is_refused_as_full_decoding_refuses_it(
+    tap: TapRunner, decimal_format: str
+) -> None:
+    """JSON is UTF-8, and so is a Singer stream. A record past the first page's samples
+    (which are decoded fully) went out as the bytes sent, 0xFF and all: the target
+    could not read the line. Decoded fully (stream maps), the page is refused."""
+    good = [b'{"id": %d, "updated-at": "%s"}' % (i, UPDATED.encode()) for i in range(1, 10)]
+    bad = b'{"id": 10, "updated-at": "%s", "invoice-number": "a\xffb"}' % UPDATED.encode()
+    out = sync(tap, Reply(raw=b"[%s]" % b",".join([*good, bad])), decimal_format=decimal_format)
+    assert_one_clear_error(failed(out), "'invoices'", "UTF-8", "giving up")
+    assert not out.records, "nothing of the page was written"
