@@ -104,8 +104,17 @@ def parse_records(
     """Decode Coupa's bare JSON array; raises ``msgspec.DecodeError`` on broken JSON.
 
     ``raw`` keeps each record one level deep, or is the stream's reader (see ``rawjson``).
+    A value nested deeper than the decoder follows (~1,000 levels) fails at once: Coupa
+    would send it again.
     """
-    records = rawjson.decode(body, raw=raw)
+    try:
+        records = rawjson.decode(body, raw=raw)
+    except RecursionError:
+        msg = (
+            f"Stream {stream!r}: /api/{path} sent a value nested too deep to decode "
+            "(over ~1,000 levels), not a Coupa record; check base_url."
+        )
+        raise CoupaAPIError(msg) from None
     if isinstance(records, list):
         return records
     if isinstance(records, dict) and "errors" in records:

@@ -68,3 +68,19 @@ def test_a_string_that_is_not_utf8_is_refused_as_full_decoding_refuses_it(
     out = sync(tap, Reply(raw=b"[%s]" % b",".join([*good, bad])), decimal_format=decimal_format)
     assert_one_clear_error(failed(out), "'invoices'", "UTF-8", "giving up")
     assert not out.records, "nothing of the page was written"
+
+
+@pytest.mark.parametrize("settings", [{}, {"stream_maps": {"invoices": {}}}])
+def test_a_value_nested_too_deep_to_decode_is_one_clear_error(
+    tap: TapRunner, settings: dict[str, t.Any]
+) -> None:
+    """A custom field nested 5,000 arrays deep is valid JSON that msgspec refuses with
+    a RecursionError, which ended the run with a traceback (900 levels go through)."""
+    nested = b"[" * 5000 + b"]" * 5000
+    body = b'[{"id": 1, "updated-at": "%s", "custom-fields": {"x": %s}}]' % (
+        UPDATED.encode(),
+        nested,
+    )
+    out = sync(tap, Reply(raw=body), NO_RESULTS, **settings)
+    assert_one_clear_error(failed(out), "'invoices'", "/api/invoices", "nested", "base_url")
+    assert not out.records
