@@ -20,6 +20,7 @@ from tap_coupa import rawjson
 from tap_coupa.client import CoupaStream
 from tap_coupa.deletes import DeleteCheck, deleted_record
 from tap_coupa.engine import IdScan, PageSource
+from tap_coupa.errors import CoupaAPIError
 from tap_coupa.feed import Feed
 from tap_coupa.http import is_no_results
 from tap_coupa.idruns import IdRuns
@@ -241,7 +242,7 @@ class CollectionStream(CoupaStream):
         if count == 0 and run.not_found:
             self._log_not_found(run.not_found)
         margin = self.resources.settings.bookmark_safety_margin
-        if state.finish(latest.latest(), run.clock.started_at(), margin, self.emits):
+        if state.finish(self._latest(latest), run.clock.started_at(), margin, self.emits):
             self.state_manager.is_flushed = False
         state.saw_pages_of(scan.paginator.most)
         self._log_progress(scan.source, count, started, cpu_started, done=True)
@@ -249,6 +250,18 @@ class CollectionStream(CoupaStream):
         self.log_children()
         if deletes:
             yield from self._deletions(state, emitted)
+
+    def _latest(self, latest: InstantMax) -> pendulum.DateTime | None:
+        """The bookmark's candidate; a replication-key value no date-time fails the stream."""
+        try:
+            return latest.latest()
+        except ValueError as exc:
+            msg = (
+                f"Stream {self.name!r}: a record's {self.replication_key} {exc}, so the "
+                "bookmark cannot advance (the records were written; the state keeps the "
+                "bookmark it had): check that base_url is a Coupa instance."
+            )
+            raise CoupaAPIError(msg) from None
 
     def _deletions(self, state: StreamState, emitted: IdRuns) -> Iterator[Record]:
         """Records for the ids gone since the last listing, when a listing is due."""

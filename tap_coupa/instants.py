@@ -48,6 +48,16 @@ class InstantMax:
             self._by_offset[offset] = value
 
     def latest(self) -> pendulum.DateTime | None:
-        """The latest instant observed, or None if none was."""
-        instants = [parse_instant(value) for value in self._by_offset.values()]
+        """The latest instant observed, or None if none was.
+
+        Raises ``ValueError`` naming a value that is not a date-time: the latest could
+        be any instant, so no bookmark is safe.
+        """
+        instants = []
+        for value in self._by_offset.values():
+            try:
+                instants.append(parse_instant(value))
+            except ValueError:
+                msg = f"{value[:40]!r} is not an ISO-8601 date-time"
+                raise ValueError(msg) from None
         return max(instants, default=None)

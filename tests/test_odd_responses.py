@@ -84,3 +84,17 @@ def test_a_value_nested_too_deep_to_decode_is_one_clear_error(
     out = sync(tap, Reply(raw=body), NO_RESULTS, **settings)
     assert_one_clear_error(failed(out), "'invoices'", "/api/invoices", "nested", "base_url")
     assert not out.records
+
+
+def test_an_updated_at_that_is_no_date_time_is_one_clear_error_and_no_bookmark(
+    tap: TapRunner,
+) -> None:
+    """The bookmark is the latest ``updated-at``: one reading "yesterday" ended the
+    stream with pendulum's ParserError and a traceback. Both records are written (the
+    value is Coupa's to fix), but the bookmark stays where it was."""
+    page = [{"id": 1, "updated-at": "yesterday"}, {"id": 2, "updated-at": UPDATED}]
+    out = sync(tap, Reply(body=page), NO_RESULTS)
+    assert_one_clear_error(failed(out), "'invoices'", "updated-at", "'yesterday'", "base_url")
+    assert out.ids("invoices") == {1, 2}
+    bookmark = out.state.get("bookmarks", {}).get("invoices", {})
+    assert "replication_key_value" not in bookmark, "the bookmark did not advance"
