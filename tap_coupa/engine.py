@@ -387,8 +387,9 @@ class IdScan:
         """Every matching record once, in id order, a page at a time.
 
         Offset pages run until the end is proven. A run that stops on a short page not
-        proven the last (the server may cap ``limit``) is followed by another above the
-        last id emitted, whose first page (``id[gt]=<last id>``) settles it.
+        proven the last (the server may cap ``limit``), or on a page repeating the one
+        before (it may ignore ``offset``), is followed by another above the last id emitted,
+        whose first page (``id[gt]=<last id>``) settles it.
         """
         above = self.base_id
         while True:
@@ -401,6 +402,9 @@ class IdScan:
 
     def _offsets(self, above: int | None) -> Generator[Batch, None, bool]:
         """Concurrent offset pages of ids above ``above``; True once the end is proven.
+
+        False once a page is short but not proven the last, or repeats the page before
+        (adds no record, and begins no later): the scan goes on above the last id emitted.
 
         Which pages are certainly needed: the one the scan waits for, the one after a
         full page, and those a probe found records beyond. Others are speculative: the
@@ -425,6 +429,7 @@ class IdScan:
                         self.source.promote(future)
 
         previous_last: int | None = None
+        previous_first: int | None = None
         try:
             while True:
                 size = window.size()
@@ -452,12 +457,21 @@ class IdScan:
                     yield from self._keyset(previous_last, upper)
                     if not records:
                         return True
-                yield self._emit(page)
+                batch = self._emit(page)
+                # Nothing new, from where the page before began: the offset did not move
+                # on (ignored, or capped), and the next would not either; id[gt] does.
+                stuck = (
+                    previous_first is not None
+                    and not batch.records
+                    and records[0]["id"] <= previous_first
+                )
+                yield batch
                 self.paginator.advance(page)
                 if self.paginator.finished:
                     return True
-                if self.paginator.unproven:
+                if self.paginator.unproven or stuck:
                     return False
+                previous_first = records[0]["id"]
                 previous_last = records[-1]["id"]
                 index += 1
                 certainly(index)

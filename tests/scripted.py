@@ -38,6 +38,8 @@ class ScriptedServer:
 
     def __init__(self) -> None:
         self.scripts: dict[str, list[Reply]] = {}
+        #: Paths answered by a function of the query instead of a queue of replies.
+        self.responders: dict[str, t.Callable[[list[tuple[str, str]]], Reply]] = {}
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         server = self
@@ -62,8 +64,12 @@ class ScriptedServer:
                             dict(parse_qsl(body)),
                         )
                     )
-                    queue = server.scripts.get(parts.path, [Reply(404, {"errors": {}})])
-                    reply = queue.pop(0) if len(queue) > 1 else queue[0]
+                    respond = server.responders.get(parts.path)
+                    if respond is not None:
+                        reply = respond(parse_qsl(parts.query))
+                    else:
+                        queue = server.scripts.get(parts.path, [Reply(404, {"errors": {}})])
+                        reply = queue.pop(0) if len(queue) > 1 else queue[0]
                 payload = reply.payload()
                 self.send_response_only(reply.status)
                 headers = {

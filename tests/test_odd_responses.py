@@ -98,3 +98,31 @@ def test_an_updated_at_that_is_no_date_time_is_one_clear_error_and_no_bookmark(
     assert out.ids("invoices") == {1, 2}
     bookmark = out.state.get("bookmarks", {}).get("invoices", {})
     assert "replication_key_value" not in bookmark, "the bookmark did not advance"
+
+
+def test_a_server_ignoring_offset_is_read_above_the_last_id_instead_of_forever(
+    tap: TapRunner,
+) -> None:
+    """Every offset page answered as the first: each page after the first added no
+    record, yet was full, so the scan asked for the next offset again and again
+    (stopped here by a 400 after 40 requests). A page adding nothing now ends the run
+    of offsets, and the scan goes on above the last id, as after a short page."""
+    ids = list(range(1, 13))
+    asked = 0
+
+    def ignoring_offset(query: list[tuple[str, str]]) -> Reply:
+        nonlocal asked
+        asked += 1
+        if asked > 40:
+            return Reply(400, {"errors": {"request": ["too many requests"]}})
+        params = dict(query)
+        above = int(params.get("id[gt]", 0))
+        return Reply(body=invoices(*[i for i in ids if i > above][: int(params["limit"])]))
+
+    with ScriptedServer() as server:
+        server.responders["/api/invoices"] = ignoring_offset
+        config = {"base_url": server.url, "api_key": "k", "page_size": 5, "max_concurrency": 1}
+        out = tap.run(config, ["invoices"], check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.ids("invoices") == set(ids)
+    assert asked < 12
