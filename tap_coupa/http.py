@@ -353,11 +353,14 @@ class CoupaHTTP:
                 "(and list it in scopes, if set), or deselect the stream"
             ),
         }.get(status, "check the stream's filters and fields settings")
-        if 300 <= status < 400:
+        location = response.headers.get("Location")
+        if 300 <= status < 400 and location:
             hint = (
-                f"Coupa redirected to {response.headers.get('Location', '?')!r}; set "
-                "base_url to the instance's final URL (credentials are never forwarded)"
+                f"Coupa redirected to {location!r}; set base_url to the instance's final "
+                "URL (credentials are never forwarded)"
             )
+        elif 300 <= status < 400:  # a 304 answers a conditional request the tap never sends
+            hint = "no Coupa API answers so: set base_url to the instance itself, not a proxy"
         return (
             f"Stream {call.stream!r}: HTTP {status} from /api/{call.path}: "
             f"{snippet(response.text)!r}; {hint}."

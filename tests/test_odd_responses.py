@@ -126,3 +126,14 @@ def test_a_server_ignoring_offset_is_read_above_the_last_id_instead_of_forever(
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.ids("invoices") == set(ids)
     assert asked < 12
+
+
+def test_a_304_on_page_two_is_not_reported_as_a_redirect(tap: TapRunner) -> None:
+    """The tap sends no conditional request, so a 304 Not Modified is some cache's; it
+    was reported as "Coupa redirected to '?'", a redirect to nowhere."""
+    out = sync(tap, Reply(body=invoices(*range(1, 6))), Reply(304, raw=b""), page_size=5)
+    assert_one_clear_error(failed(out), "'invoices'", "HTTP 304", "base_url")
+    assert "redirected" not in out.stderr
+    assert out.ids("invoices") == set(range(1, 6))
+    bookmark = out.state.get("bookmarks", {}).get("invoices", {})
+    assert "replication_key_value" not in bookmark, "the bookmark did not advance"
