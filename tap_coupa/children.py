@@ -37,6 +37,9 @@ class ChildStream(CoupaStream):
 
     _schema_sent = False
     _emitted = 0
+    #: Rows not emitted this sync for not being objects in an array, and the first one.
+    _odd = 0
+    _odd_example = ""
     #: The nested properties the shaper changes in place (see ``_own``).
     _changes: frozenset[str] = frozenset()
 
@@ -56,13 +59,14 @@ class ChildStream(CoupaStream):
             self._stream_version = version
             self._write_activate_version_message(version)
         self._emitted = 0
+        self._odd = 0
         done = parent.decimals.arrays.get(self.array_field) if parent.decimals else None
         self.shaper.skip_converted(done)
         self.prepare_children()
         self._changes = self.shaper.changes()
 
     def log_counts(self, parent: str) -> None:
-        """Log this sync's rows, then those of this stream's own children."""
+        """Log this sync's rows, and those it could not read; then its own children's."""
         if self.selected:
             self.logger.info(
                 "Stream %r: %d records (from %r, no extra requests).",
@@ -70,7 +74,26 @@ class ChildStream(CoupaStream):
                 self._emitted,
                 parent,
             )
+        if self._odd:
+            self.logger.warning(
+                "Stream %r: %d rows of %r records were not objects in an array (%s), "
+                "so were not emitted as rows (Coupa sends each row as an object in one).",
+                self.name,
+                self._odd,
+                parent,
+                self._odd_example,
+            )
         self.log_children()
+
+    def _skip(self, parent: Mapping[str, t.Any], value: t.Any, *, whole: bool) -> None:
+        """Count a row that is not an object in an array; the first is described."""
+        self._odd += 1
+        if self._odd == 1:
+            parent_id = parent.get("id")
+            if parent_id.__class__ is rawjson.Raw:
+                parent_id = rawjson.value(parent_id)
+            where = self.array_field if whole else f"an item of {self.array_field}"
+            self._odd_example = f"id {parent_id}'s {where} is {rawjson.kind(value)}"
 
     def emit_from(self, parent: Mapping[str, t.Any]) -> None:
         """Emit the rows of ``parent[array_field]``, each carrying its ancestors' ids."""
@@ -78,6 +101,8 @@ class ChildStream(CoupaStream):
         if rows.__class__ is rawjson.Raw:
             rows = rawjson.open_array(rows)
         if not isinstance(rows, list):
+            if rows is not None:  # null, or missing: no rows
+                self._skip(parent, rows, whole=True)
             return
         parent_id = parent.get("id")
         if parent_id.__class__ is rawjson.Raw:
@@ -91,6 +116,7 @@ class ChildStream(CoupaStream):
         keep = self.stream_maps[0].get_filter_result if self._children else None
         for row in rows:
             if not isinstance(row, dict):
+                self._skip(parent, row, whole=False)
                 continue
             record = self._own(row)
             record.update(keys)

@@ -137,3 +137,26 @@ def test_a_304_on_page_two_is_not_reported_as_a_redirect(tap: TapRunner) -> None
     assert out.ids("invoices") == set(range(1, 6))
     bookmark = out.state.get("bookmarks", {}).get("invoices", {})
     assert "replication_key_value" not in bookmark, "the bookmark did not advance"
+
+
+def test_child_rows_that_are_not_objects_in_an_array_are_reported_not_dropped_quietly(
+    tap: TapRunner,
+) -> None:
+    """An invoice's ``invoice-lines`` as one object instead of an array, and a string and
+    a null among another's lines: invoice_lines emitted 21 and 22 and said nothing of
+    the other three (they stay in the invoices' records, which go out as sent)."""
+    body = [
+        {"id": 1, "updated-at": UPDATED, "invoice-lines": {"id": 11}},
+        {"id": 2, "updated-at": UPDATED, "invoice-lines": [{"id": 21}, "x", None, {"id": 22}]},
+        {"id": 3, "updated-at": UPDATED, "invoice-lines": None},
+    ]
+    with ScriptedServer() as server:
+        server.script("/api/invoices", Reply(body=body), NO_RESULTS)
+        config = {"base_url": server.url, "api_key": "k", "max_concurrency": 1}
+        out = tap.run(config, ["invoices", "invoice_lines"])
+    assert [row["id"] for row in out.records["invoice_lines"]] == [21, 22]
+    assert [record["id"] for record in out.records["invoices"]] == [1, 2, 3]
+    warnings = [line for line in out.stderr.splitlines() if "WARNING" in line and "row" in line]
+    assert len(warnings) == 1, out.stderr[-3000:]
+    for part in ("'invoice_lines'", "3 rows", "'invoices'", "invoice-lines", "an object"):
+        assert part in warnings[0], warnings[0]
