@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import typing as t
 from urllib.parse import quote, quote_plus
 
@@ -28,7 +29,8 @@ def hide(*secrets: object) -> None:
     A proxy or a server may echo the request in its error body (the token request's
     form, the Authorization header), and a schema validator quotes the value it
     rejects: as sent, form- or URL-encoded, or escaped in a repr or JSON string.
-    Every string inside a value is hidden, whatever its type (a list, an object).
+    Every string inside a value is hidden, whatever its type (a list, an object), and
+    a number as it is written: a secret of digits given unquoted in the JSON is one.
     """
     for secret in secrets:
         if isinstance(secret, str) and len(secret) >= MIN_SECRET_CHARS:
@@ -41,6 +43,8 @@ def hide(*secrets: object) -> None:
                     json.dumps(secret)[1:-1],
                 }
             )
+        elif isinstance(secret, numbers.Number) and not isinstance(secret, bool):
+            hide(str(secret))
         elif isinstance(secret, dict):
             hide(*secret.values())
         elif isinstance(secret, (list, tuple)):

@@ -75,13 +75,19 @@ def test_a_secret_setting_of_the_wrong_type_is_not_quoted_in_its_error(tap: TapR
     """The settings' schema check quotes the value it rejects, whatever its type."""
     with Sandbox(SandboxConfig(seed=2, client_secret=SECRET)) as sb:
         settings = {"base_url": sb.url, "client_id": "sandbox-client"}
-        for value in ([SECRET], {"value": SECRET}):
+        # A number is a secret too: a digits-only one written unquoted in the JSON.
+        for value, spelled in (
+            ([SECRET], SECRET),
+            ({"value": SECRET}, SECRET),
+            (98765432109876, "98765432109876"),
+            (9876543210.98765, "9876543210.98765"),
+        ):
             run = tap.run({**settings, "client_secret": value}, ["users"], check=False)
             assert run.returncode == 1
             errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
             assert len(errors) == 1, run.stderr[-500:]
             assert "client_secret" in errors[0], "the error names the setting"
-            assert_clean(run.stderr, [SECRET])
+            assert_clean(run.stderr, [spelled])
 
 
 def test_a_key_the_http_library_refuses_is_not_quoted_in_the_retry_warnings(
