@@ -14,7 +14,7 @@ from singer_sdk.authenticators import APIKeyAuthenticator, OAuthAuthenticator
 from singer_sdk.helpers._util import utc_now
 from typing_extensions import override
 
-from tap_coupa import ahead, retry
+from tap_coupa import ahead, rawjson, retry
 from tap_coupa.errors import CoupaAuthError, hide, redact, snippet
 
 #: Renew this many seconds before Coupa's stated expiry, so no request carries a
@@ -112,7 +112,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         except (ValueError, KeyError, TypeError):
             msg = (
                 f"Coupa token endpoint {self.auth_endpoint} answered 200 without an "
-                f"access_token ({snippet(response.text)!r}). Check token_url."
+                f"access_token ({_shape(response)}). Check token_url."
             )
             raise CoupaAuthError(msg) from None
         self.access_token = str(token)
@@ -171,7 +171,8 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
 
     def _failure_message(self, response: httpx.Response) -> str:
         """Explain a refused token request in one line with the likely fix."""
-        text = snippet(response.text)
+        # A success's body (201, 203) is a credential, never quoted (``_shape``).
+        text = _shape(response) if response.is_success else repr(snippet(response.text))
         try:
             error = str(response.json().get("error", ""))
         except (ValueError, AttributeError):
@@ -183,7 +184,7 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         }.get(error, "check client_id, client_secret, scopes and token_url")
         return (
             f"Coupa refused the access token request: HTTP {response.status_code} "
-            f"{redact(error) or text!r} from {self.auth_endpoint}; {hint}."
+            f"{repr(redact(error)) if error else text} from {self.auth_endpoint}; {hint}."
         )
 
     def headers(self) -> dict[str, str]:
@@ -209,6 +210,17 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
             if headers.get("Authorization") == f"Bearer {self.access_token}":
                 self.access_token = None
         return True
+
+
+def _shape(response: httpx.Response) -> str:
+    """What a token answer is, not what it says: it may hold a live token by another name."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return f"{response.headers.get('Content-Type') or 'no content type'}, not JSON"
+    if isinstance(payload, dict):
+        return f"an object with the keys {snippet(', '.join(sorted(map(str, payload))), 120)}"
+    return rawjson.kind(payload)
 
 
 def _seconds(value: object) -> int | None:

@@ -180,6 +180,37 @@ def test_bad_credentials_raise_clear_auth_error(
     assert SECRET not in message
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"token": "tok-live-Zr8q", "expires_in": 3600},  # a token_url that is not Coupa's
+        {"data": {"access_token": "tok-live-Zr8q"}},
+        ["tok-live-Zr8q"],
+    ],
+)
+def test_a_token_answer_without_access_token_is_named_without_quoting_its_credentials(
+    server: ScriptedServer, answer: object
+) -> None:
+    """A success's body is a credential under a name the tap does not read: quoted in
+    the error, a live token would be in the log."""
+    server.script("/oauth2/token", Reply(body=answer))
+    with pytest.raises(CoupaAuthError, match="without an access_token") as err:
+        make_auth(server).headers()
+    assert "tok-live-Zr8q" not in str(err.value)
+    assert "Check token_url" in str(err.value)
+
+
+def test_a_token_answered_with_another_success_status_is_not_quoted(
+    server: ScriptedServer,
+) -> None:
+    """Only a 200 is Coupa's token; a 201's body is still a credential."""
+    server.script("/oauth2/token", Reply(201, {"access_token": "tok-live-Zr8q"}))
+    with pytest.raises(CoupaAuthError, match="HTTP 201") as err:
+        make_auth(server).headers()
+    assert "tok-live-Zr8q" not in str(err.value)
+    assert "access_token" in str(err.value), "what it answered is named"
+
+
 @pytest.mark.usefixtures("no_backoff_wait")
 @pytest.mark.parametrize(
     "failure",
