@@ -217,7 +217,8 @@ def _shape(response: httpx.Response) -> str:
     try:
         payload = response.json()
     except ValueError:
-        return f"{response.headers.get('Content-Type') or 'no content type'}, not JSON"
+        content_type = snippet(response.headers.get("Content-Type", ""), 80)
+        return f"{content_type or 'no content type'}, not JSON"
     if isinstance(payload, dict):
         return f"an object with the keys {snippet(', '.join(sorted(map(str, payload))), 120)}"
     return rawjson.kind(payload)

@@ -324,7 +324,7 @@ class CoupaHTTP:
     def _decode(self, call: _Call, response: httpx.Response, body: bytes | None) -> Page:
         """Accept only JSON; an HTML maintenance page or XML is retried, then reported."""
         if body is None:
-            content_type = response.headers.get("Content-Type", "")
+            content_type = snippet(response.headers.get("Content-Type", ""), 80)
             msg = (
                 f"expected a JSON array but got {content_type or 'no content type'} "
                 f"({snippet(response.text, 80)!r}); Coupa may be in maintenance, or "
@@ -356,8 +356,8 @@ class CoupaHTTP:
         location = response.headers.get("Location")
         if 300 <= status < 400 and location:
             hint = (
-                f"Coupa redirected to {location!r}; set base_url to the instance's final "
-                "URL (credentials are never forwarded)"
+                f"Coupa redirected to {snippet(location)!r}; set base_url to the instance's "
+                "final URL (credentials are never forwarded)"
             )
         elif 300 <= status < 400:  # a 304 answers a conditional request the tap never sends
             hint = "no Coupa API answers so: set base_url to the instance itself, not a proxy"

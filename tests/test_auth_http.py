@@ -402,6 +402,27 @@ def test_redirects_are_not_followed(server: ScriptedServer) -> None:
     assert len(server.requests_to("/api/invoices")) == 1
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(302, raw=b"", headers={"Location": "https://sso.example/login?bearer=tok-Zr8q-echo"}),
+        Reply(200, raw=b"<html/>", headers={"Content-Type": "text/html; token=tok-Zr8q-echo"}),
+    ],
+    ids=["Location", "Content-Type"],
+)
+def test_a_response_header_quoted_in_an_error_never_shows_the_token(
+    server: ScriptedServer, reply: Reply
+) -> None:
+    """Headers are the server's text as much as its body: one may echo the request's."""
+    server.script("/oauth2/token", Reply(body={**TOKEN, "access_token": "tok-Zr8q-echo"}))
+    server.script("/api/invoices", reply)
+    with pytest.raises(CoupaError) as failed:
+        get(make_http(server, max_retries=0))
+    assert server.requests_to("/api/invoices")[0].headers["Authorization"] == "Bearer tok-Zr8q-echo"
+    assert "tok-Zr8q-echo" not in str(failed.value)
+    assert "***" in str(failed.value), "the header is still quoted"
+
+
 def test_the_token_is_taken_after_the_rate_limiter_lets_the_request_go(
     server: ScriptedServer,
 ) -> None:
