@@ -388,6 +388,12 @@ class Settings:
         origin = _origin(base_url, allow_http=allow_http)
         if token_url := _text(value.get("token_url")):  # the secret goes there: same rule
             _origin(token_url.strip(), allow_http=allow_http, name="token_url")
+        if not str(value.get("api_key") or "").isascii():  # httpx's error would quote it
+            msg = (
+                "api_key has characters other than ASCII, which no HTTP header carries; "
+                "check that it was copied whole from Coupa."
+            )
+            raise CoupaConfigError(msg)
         path = re.sub(r"/api$", "", urlsplit(base_url).path.rstrip("/"))
         options = _stream_options(value.get("stream_options"))
         custom_objects = _custom_objects(value.get("custom_objects"), streams)

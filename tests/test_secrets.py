@@ -101,3 +101,17 @@ def test_a_key_the_http_library_refuses_is_not_quoted_in_the_retry_warnings(
     assert "Illegal header value" in run.stderr, run.stderr[-2000:]
     assert "Retrying users page" in run.stderr, "the warnings this test is about"
     assert_clean(run.stderr, [API_KEY])
+
+
+def test_an_api_key_no_header_can_carry_is_one_error_quoting_none_of_it(tap: TapRunner) -> None:
+    """httpx refuses a header that is not ASCII with a traceback naming the character."""
+    key = "clé-4Rt8-very-secret"
+    with Sandbox(SandboxConfig(seed=2, api_key=key)) as sb:
+        tap.files({"base_url": sb.url, "api_key": API_KEY}, ["users"], None)  # the catalog
+        run = tap.run({"base_url": sb.url, "api_key": key}, ["users"], check=False)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr, run.stderr[-1500:]
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, run.stderr[-500:]
+    assert "api_key" in errors[0], "the error names the setting"
+    assert_clean(run.stderr, ["é", "\\xe9", key])
