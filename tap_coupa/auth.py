@@ -115,6 +115,12 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
                 f"access_token ({_shape(response)}). Check token_url."
             )
             raise CoupaAuthError(msg) from None
+        if not str(token).isascii():  # httpx's error would quote its characters
+            msg = (
+                f"Coupa token endpoint {self.auth_endpoint} answered an access_token with "
+                "characters other than ASCII, which no HTTP header carries. Check token_url."
+            )
+            raise CoupaAuthError(msg)
         self.access_token = str(token)
         hide(self.access_token)
         expires_in = payload.get("expires_in")

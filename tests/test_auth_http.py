@@ -200,6 +200,18 @@ def test_a_token_answer_without_access_token_is_named_without_quoting_its_creden
     assert "Check token_url" in str(err.value)
 
 
+def test_a_token_no_header_can_carry_is_an_auth_error_quoting_none_of_it(
+    server: ScriptedServer,
+) -> None:
+    """httpx refuses a header that is not ASCII with an error naming the character."""
+    server.script("/oauth2/token", Reply(body={**TOKEN, "access_token": "tök-live-Zr8q"}))
+    with pytest.raises(CoupaAuthError, match="token_url") as err:
+        get(make_http(server))
+    assert "ö" not in str(err.value)
+    assert "\\xf6" not in str(err.value)
+    assert server.requests_to("/api/invoices") == [], "nothing was sent with it"
+
+
 def test_a_token_answered_with_another_success_status_is_not_quoted(
     server: ScriptedServer,
 ) -> None:
