@@ -61,6 +61,18 @@ def origin(url: str, *, allow_http: bool, name: str = "base_url") -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def loopback_hosts(*urls: str | None) -> frozenset[str]:
+    """The URLs' hosts that are on loopback, as httpx's URL patterns write them.
+
+    Their plain http is allowed because it never leaves the machine: no proxy from the
+    environment (HTTP_PROXY, ALL_PROXY) may carry it, with the secret and the token.
+    """
+    hosts = {urlsplit(url).hostname for url in urls if url}
+    return frozenset(
+        f"[{host}]" if ":" in host else host for host in hosts if host and _is_loopback(host)
+    )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -171,7 +183,10 @@ def _ask(args: Sequence[str]) -> httpx.Response | None:
     form = token_form(str(client_id), str(secret), " ".join(scopes))
     timeout = float(config.get("request_timeout") or transport.REQUEST_TIMEOUT)
     _Answer.asked = (url, form)
-    with transport.client(timeout=timeout, user_agent=config.get("user_agent")) as client:
+    direct = loopback_hosts(instance, url)
+    with transport.client(
+        timeout=timeout, user_agent=config.get("user_agent"), direct=direct
+    ) as client:
         response = client.post(url, data=form, headers={"Accept": "application/json"})
         response.read()
     return response

@@ -108,7 +108,11 @@ class SyncResources:
     def connect(self) -> httpx.Client:
         """A client as ``transport.client`` makes them, closed by ``close`` (or at exit)."""
         settings = self.settings
-        client = transport.client(timeout=settings.request_timeout, user_agent=settings.user_agent)
+        client = transport.client(
+            timeout=settings.request_timeout,
+            user_agent=settings.user_agent,
+            direct=ahead.loopback_hosts(settings.origin, settings.token_url),
+        )
         self._clients.add(client)
         return client
 

@@ -21,7 +21,7 @@ import httpx
 from tap_coupa import __version__
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection, Iterator
 
 #: The ``request_timeout`` setting's default, in seconds.
 REQUEST_TIMEOUT = 300.0
@@ -75,8 +75,11 @@ def quiet() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def client(*, timeout: float, user_agent: str | None) -> httpx.Client:
+def client(*, timeout: float, user_agent: str | None, direct: Collection[str] = ()) -> httpx.Client:
     """A keep-alive client with the tap's timeouts and headers, never redirected.
+
+    The environment's proxies are used, but never for the ``direct`` hosts (loopback:
+    their plain http must not leave the machine; see ``ahead.loopback_hosts``).
 
     A response still arriving ``timeout`` seconds after its request was sent is
     abandoned (``_Deadline``), as one that stops arriving is.
@@ -87,6 +90,7 @@ def client(*, timeout: float, user_agent: str | None) -> httpx.Client:
         limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
         headers={"User-Agent": user_agent or f"tap-coupa/{__version__}"},
         follow_redirects=False,
+        mounts={f"all://{host}": None for host in direct},
         event_hooks={"request": [_sent], "response": [functools.partial(_within, timeout)]},
     )
 

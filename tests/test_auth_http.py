@@ -592,3 +592,27 @@ def test_a_response_trickling_in_is_abandoned_after_request_timeout(asking: str)
     assert not thread.is_alive(), "the request was never abandoned"
     assert [type(exc) for exc in failed] == [CoupaAuthError if asking == "token" else CoupaError]
     assert "ReadTimeout" in str(failed[0])
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_a_proxy_from_the_environment_never_carries_credentials_for_a_loopback_instance(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """Plain http is allowed on loopback because it never leaves the machine; an
+    environment's proxy (a corporate one, elsewhere) would get the secret and token."""
+    server.script("/api/invoices", Reply(body=[{"id": 1}]))
+    with ScriptedServer() as proxy:  # stands for a proxy on another host
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(variable, proxy.url)
+        config = {"base_url": server.url, "client_id": "cid", "client_secret": SECRET}
+        settings = Settings.parse(config, registry(), ["invoices"])
+        resources = SyncResources(settings, scopes=lambda: ["core.invoice.read"], sync_order=list)
+        try:
+            with contextlib.suppress(CoupaError):
+                get(resources.http)
+        finally:
+            resources.close()
+        assert [(s.method, s.path) for s in proxy.seen] == []
+    assert server.requests_to("/oauth2/token")[0].form["client_secret"] == SECRET
+    assert server.requests_to("/api/invoices")

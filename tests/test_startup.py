@@ -10,6 +10,7 @@ import atexit
 import dataclasses
 import io
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -241,12 +242,15 @@ TOKEN = Reply(body={"access_token": "t0k3n", "token_type": "bearer", "expires_in
 VEHICLES = [{"name": "vehicles", "object_id": "12"}]
 
 
-def ask_ahead(tmp_path: Path, config: dict[str, t.Any], *args: str) -> str:
+def ask_ahead(
+    tmp_path: Path, config: dict[str, t.Any], *args: str, env: dict[str, str] | None = None
+) -> str:
     """Run ``ASK_AHEAD`` with ``args`` (``{config}``/``{catalog}``: those files)."""
     files = {"config": tmp_path / "config.json", "catalog": tmp_path / "catalog.json"}
     files["config"].write_text(json.dumps(config))
     command = [sys.executable, "-c", ASK_AHEAD, *(a.format_map(files) for a in args)]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return done.stdout
 
 
 @pytest.mark.sandbox
@@ -270,6 +274,22 @@ def test_the_token_is_asked_for_before_the_sdk_is_imported_with_the_scopes_neede
     assert [form.get("scope") for form in forms] == [" ".join(needed)], "one, for these scopes"
     same = forms[0] == ahead.token_form(CLIENT_ID, CLIENT_SECRET, " ".join(needed))
     assert same, "the form is not the one the authenticator would send"
+
+
+@pytest.mark.sandbox
+def test_the_token_asked_for_ahead_never_goes_through_a_proxy_to_loopback(
+    tmp_path: Path,
+) -> None:
+    """Plain http on loopback never leaves the machine; a proxy (elsewhere) would."""
+    with ScriptedServer() as server, ScriptedServer() as proxy:
+        server.script("/oauth2/token", TOKEN)
+        config = tap_config_for(server.url)
+        (tmp_path / "discover.json").write_text(json.dumps(config))
+        catalog_for(tmp_path, tmp_path / "discover.json", ["invoices"])
+        env = {**os.environ, "HTTP_PROXY": proxy.url, "NO_PROXY": ""}
+        ask_ahead(tmp_path, config, "--config", "{config}", "--catalog", "{catalog}", env=env)
+        assert [(seen.method, seen.path) for seen in proxy.seen] == []
+        assert [seen.path for seen in server.seen] == ["/oauth2/token"]
 
 
 @pytest.mark.sandbox
