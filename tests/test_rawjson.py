@@ -138,3 +138,36 @@ def test_materialize_leaves_nothing_raw_or_shared() -> None:
     assert copied == {"a": {"b": [Decimal("1.5")]}, "c": [{"d": "x"}]}
     copied["c"][0]["d"] = "changed"
     assert row["c"][0]["d"] == rawjson.Raw(b'"x"')
+
+
+#: Bytes around chunk boundaries (``|``) for ``check_utf8``: ASCII, then ``cut``, ...
+UTF8_CASES = {
+    "2-byte": (["é"], True),
+    "3-byte": (["€"], True),
+    "4-byte": (["😀"], True),
+    "lead-then-ascii": ([b"\xc3", b"a"], False),
+    "cut-at-end": ([b"\xe2\x82"], False),
+    "lone-continuation": ([b"\xa9"], False),
+    # A chunk of ASCII between a lead byte and a continuation byte: read whole, invalid.
+    "split-by-an-ascii-chunk": ([b"\xc3", b"a" * 4096, b"\xa9"], False),
+}
+
+
+@pytest.mark.parametrize(("parts", "valid"), UTF8_CASES.values(), ids=UTF8_CASES.keys())
+def test_utf8_is_checked_across_the_chunks_it_is_read_in(
+    parts: list[str | bytes], valid: bool
+) -> None:
+    """Only chunks holding bytes other than ASCII are decoded; a character (or a broken
+    one) may straddle two, or more."""
+    middle = b"".join(p.encode() if isinstance(p, str) else p for p in parts)
+    body = b"a" * (rawjson.UTF8_CHUNK - 1) + middle
+    try:
+        whole = body.decode() is not None
+    except UnicodeDecodeError:
+        whole = False
+    assert whole == valid, "the case is not what it says"
+    if valid:
+        rawjson.check_utf8(body + b"b" * rawjson.UTF8_CHUNK)
+    else:
+        with pytest.raises(msgspec.DecodeError, match="UTF-8"):
+            rawjson.check_utf8(body)
