@@ -12,7 +12,8 @@ Only the checks that guard the secret come first, the same the settings make
 (``origin``): the token is asked for over https, or plain http on loopback or with
 ``allow_http``. The rest of the input is checked once the SDK is there, so a run
 refused for it may have asked Coupa for a token, never for data. Anything unusual
-(``--config ENV``, a file that cannot be read, a discovery) and nothing is asked here.
+(``--config ENV``, a file that cannot be read, or a pipe the SDK must read, a
+discovery) and nothing is asked here.
 
 No SDK import here, nor in what this imports.
 """
@@ -22,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
 import re
+import stat
 import threading
 import typing as t
 from concurrent.futures import Future
@@ -212,7 +215,21 @@ def _files(args: Sequence[str]) -> tuple[list[str], str] | None:
             return None  # not an option the command knows: it will say so
     if not configs or "ENV" in configs or len(catalogs) != 1:
         return None
+    if not all(map(_regular, [*configs, *catalogs])):
+        return None
     return configs, catalogs[0]
+
+
+def _regular(path: str) -> bool:
+    """Whether ``path`` is a regular file: a pipe or FIFO can be read once, by the SDK.
+
+    Read here first, it would leave the SDK nothing (``--catalog /dev/stdin``,
+    ``<(jq ...)``), or a FIFO whose writer is gone, to wait on forever.
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 class _Metadata(msgspec.Struct):

@@ -421,3 +421,38 @@ def test_state_and_catalog_files_are_read_as_the_sdk_reads_them() -> None:
     assert value == load_json(text)
     assert value["bookmarks"]["invoices"]["x"] == Decimal("1.10")
     assert isinstance(value["bookmarks"]["invoices"]["x"], Decimal)
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("kind", ["stdin", "fifo"])
+def test_a_catalog_that_can_be_read_once_is_left_to_the_sdk(tmp_path: Path, kind: str) -> None:
+    """A pipe (``--catalog /dev/stdin``, ``<(jq ...)``) or a FIFO is read once: by the SDK.
+
+    Read for the token first, it left the SDK nothing, or a FIFO with no writer left.
+    """
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", TOKEN)
+        server.script("/api/currencies", Reply(body=[]))
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(tap_config_for(server.url)))
+        text = catalog_for(tmp_path, config, ["currencies"]).read_text()
+        command = [*TAP, "--config", str(config), "--catalog"]
+        if kind == "stdin":
+            done = subprocess.run(
+                [*command, "/dev/stdin"], input=text, capture_output=True, text=True, timeout=60
+            )
+        else:
+            fifo = tmp_path / "catalog.fifo"
+            os.mkfifo(fifo)
+            with subprocess.Popen(
+                [*command, str(fifo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            ) as process:
+                fifo.write_text(text)  # once a reader opened it
+                try:
+                    stdout, stderr = process.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    pytest.fail("the sync waited for a FIFO already read")
+            done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        assert done.returncode == 0, done.stderr[-500:]
+        assert [seen.path for seen in server.seen].count("/oauth2/token") == 1
