@@ -20,7 +20,6 @@ No SDK import here, nor in what this imports.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
@@ -34,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from tap_coupa import SCHEMAS, retry, transport
+from tap_coupa import SCHEMAS, transport
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -138,10 +137,12 @@ def start(args: Sequence[str]) -> None:
     transport.quiet()  # before the SDK sets up logging: its answer would be logged
 
     def ask() -> None:
-        response = None
-        with contextlib.suppress(Exception):  # then the authenticator asks, and says why
-            response = _ask(args)
-        answer.set_result(response)
+        try:
+            answer.set_result(_ask(args))
+        except httpx.HTTPError as exc:  # the request failed: the authenticator's first try
+            answer.set_exception(exc)
+        except Exception:  # then the authenticator asks, and says why
+            answer.set_result(None)
 
     threading.Thread(target=ask, name="tap-coupa-token-ahead", daemon=True).start()
 
@@ -150,17 +151,21 @@ def take(url: str, form: Mapping[str, str]) -> httpx.Response | None:
     """The answer to the request sent ahead, once, if it asked for ``url`` with ``form``.
 
     Waits for it if it is still on its way (bounded by its ``request_timeout``); None
-    if nothing was sent, it asked for something else, or Coupa may answer better later
-    (the network failed, 429, 5xx): the authenticator then asks itself.
+    if nothing was sent or it asked for something else: the authenticator then asks
+    itself. Otherwise it is the authenticator's first try, whatever came of it: a 429
+    or 5xx is returned, and the request's ``httpx.HTTPError`` raised, for its retries
+    (and their waits, Retry-After) to follow as they would its own.
     """
     answer, _Answer.answer = _Answer.answer, None
     if answer is None:
         return None
-    response = answer.result()
+    error = answer.exception()
     asked, _Answer.asked = _Answer.asked, None
-    if response is None or asked != (url, dict(form)):
+    if asked != (url, dict(form)):
         return None
-    return None if response.status_code in retry.RETRY_STATUSES else response
+    if error is not None:
+        raise error
+    return answer.result()
 
 
 def _ask(args: Sequence[str]) -> httpx.Response | None:

@@ -79,6 +79,8 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         )
         #: Why the last mint failed: final (the sync stops), so it is not asked again.
         self._refused: str | None = None
+        #: Whether the last try was the request sent ahead (``ahead.take``).
+        self._taken = False
 
     @property
     @override
@@ -102,8 +104,8 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
     def update_access_token(self) -> None:
         """Mint a token over httpx; errors name the status, never the secret."""
         requested_at = utc_now()
-        taken = ahead.take(self.auth_endpoint, self.oauth_request_body)
-        response = self._post() if taken is None else taken
+        self._taken = False
+        response = self._post()
         if response.status_code != httpx.codes.OK:
             raise CoupaAuthError(self._failure_message(response))
         try:
@@ -135,18 +137,24 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         self.logger.info(
             "Obtained a Coupa access token (expires in %ss%s).",
             self.expires_in,
-            "; asked for while the tap started" if taken is not None else "",
+            "; asked for while the tap started" if self._taken else "",
         )
 
     def _post_once(self) -> httpx.Response:
-        """The token request; the network failing, 429 and 5xx are worth repeating."""
+        """The token request; the network failing, 429 and 5xx are worth repeating.
+
+        The first try may be the request the command sent ahead (``ahead.take``).
+        """
         try:
-            response = self._client.post(
-                self.auth_endpoint,
-                data=self.oauth_request_body,
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
-            )
+            response = ahead.take(self.auth_endpoint, self.oauth_request_body)
+            self._taken = response is not None
+            if response is None:
+                response = self._client.post(
+                    self.auth_endpoint,
+                    data=self.oauth_request_body,
+                    headers={"Accept": "application/json"},
+                    timeout=self._timeout,
+                )
         except httpx.HTTPError as exc:
             if self._client.is_closed:  # the sync ended (``SyncResources.close``): no retry
                 msg = "The sync ended while a Coupa access token was being minted."

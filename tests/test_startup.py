@@ -7,14 +7,17 @@ starts only once it is there, and the garbage collector waits until records flow
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import io
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 import typing as t
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +34,7 @@ from tap_coupa import resources as resources_module
 from tap_coupa import tap as tap_module
 from tap_coupa.auth import CoupaOAuthAuthenticator
 from tap_coupa.catalog import LazyEntry
+from tap_coupa.errors import CoupaAuthError
 from tap_coupa.resources import SyncResources
 from tap_coupa.settings import Settings
 from tap_coupa.streams import registry
@@ -456,3 +460,78 @@ def test_a_catalog_that_can_be_read_once_is_left_to_the_sdk(tmp_path: Path, kind
             done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         assert done.returncode == 0, done.stderr[-500:]
         assert [seen.path for seen in server.seen].count("/oauth2/token") == 1
+
+
+@pytest.fixture
+def asked_ahead() -> t.Iterator[None]:
+    """No answer asked for ahead outlives the test (``take`` of another would see it)."""
+    yield
+    ahead._Answer.answer = ahead._Answer.asked = None
+
+
+def ask_ahead_here(tmp_path: Path, token_url: str, max_retries: int) -> CoupaOAuthAuthenticator:
+    """``ahead.start`` as the command calls it, and the authenticator the sync would make."""
+    config = {**tap_config_for(token_url), "scopes": "core.common.read", "request_timeout": 1}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text('{"streams": []}')
+    ahead.start(
+        ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")]
+    )
+    return CoupaOAuthAuthenticator(
+        token_url=f"{token_url}/oauth2/token",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        scopes=["core.common.read"],
+        client=transport.client(timeout=1, user_agent=None),
+        timeout=1,
+        max_retries=max_retries,
+    )
+
+
+@pytest.mark.sandbox
+@pytest.mark.usefixtures("asked_ahead")
+def test_a_transient_answer_to_the_token_asked_ahead_is_the_first_try(tmp_path: Path) -> None:
+    """With max_retries 0, a 503 is final, as without the token asked ahead."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(503, {}), TOKEN)
+        authenticator = ask_ahead_here(tmp_path, server.url, max_retries=0)
+        with pytest.raises(CoupaAuthError, match="HTTP 503"):
+            authenticator.headers()
+        assert len(server.seen) == 1, "the token was asked for again at once"
+
+
+@pytest.mark.sandbox
+@pytest.mark.usefixtures("asked_ahead")
+def test_a_retry_after_answered_to_the_token_asked_ahead_is_kept(tmp_path: Path) -> None:
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(429, {}, headers={"Retry-After": "1"}), TOKEN)
+        authenticator = ask_ahead_here(tmp_path, server.url, max_retries=1)
+        started = time.monotonic()
+        assert authenticator.headers() == {"Authorization": "Bearer t0k3n"}
+        waited = time.monotonic() - started
+        assert len(server.seen) == 2
+    assert waited >= 0.9, f"asked again {waited:.2f} s after Coupa said to wait 1 s"
+
+
+@pytest.mark.sandbox
+@pytest.mark.usefixtures("asked_ahead")
+def test_a_token_asked_ahead_that_timed_out_is_the_first_try(tmp_path: Path) -> None:
+    """A token endpoint that never answers costs one request_timeout per try, not one more."""
+    connections: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.2)
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        connections.append(listener.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        authenticator = ask_ahead_here(tmp_path, url, max_retries=0)
+        with pytest.raises(CoupaAuthError, match="ReadTimeout"):
+            authenticator.headers()
+    for connection in connections:
+        connection.close()
+    assert len(connections) == 1, "the token was asked for again once the first timed out"
