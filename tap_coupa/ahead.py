@@ -266,10 +266,11 @@ def _catalog_scopes(path: str, config: Mapping[str, t.Any]) -> list[str]:
     with open(path, "rb") as file:
         catalog = msgspec.json.decode(file.read(), type=_Catalog)
     selected = set()
-    for entry in catalog.streams:
-        root = next((m.metadata for m in entry.metadata if m.breadcrumb == []), None)
-        if root is not None and _selected(msgspec.json.decode(root)):
-            selected.add(entry.tap_stream_id)
+    # An id's last entry, and an entry's last stream-level metadata: the ones the SDK keeps.
+    for name, entry in {entry.tap_stream_id: entry for entry in catalog.streams}.items():
+        roots = [m.metadata for m in entry.metadata if m.breadcrumb == []]
+        if roots and _selected(msgspec.json.decode(roots[-1])):
+            selected.add(name)
     return sorted({scope_of[name] for name in selected if name in scope_of})
 
 

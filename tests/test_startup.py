@@ -535,3 +535,30 @@ def test_a_token_asked_ahead_that_timed_out_is_the_first_try(tmp_path: Path) -> 
     for connection in connections:
         connection.close()
     assert len(connections) == 1, "the token was asked for again once the first timed out"
+
+
+@pytest.mark.sandbox
+def test_the_token_asked_ahead_reads_a_catalog_given_twice_over_as_the_tap_does(
+    tmp_path: Path,
+) -> None:
+    """A stream's last entry, and an entry's last stream-level metadata, are the ones read."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", TOKEN)
+        config = tap_config_for(server.url)
+        (tmp_path / "discover.json").write_text(json.dumps(config))
+        selected = ["currencies", "invoices", "users"]
+        path = catalog_for(tmp_path, tmp_path / "discover.json", selected)
+        catalog = json.loads(path.read_text())
+        entries = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
+        deselected = {"breadcrumb": [], "metadata": {"selected": False}}
+        catalog["streams"].append({**entries["invoices"], "metadata": [deselected]})
+        entries["users"]["metadata"].append(deselected)
+        path.write_text(json.dumps(catalog))
+        ask_ahead(tmp_path, config, "--config", "{config}", "--catalog", "{catalog}")
+        forms = [seen.form for seen in server.seen]
+        tap = tap_module.TapCoupa(config=config, catalog=catalog)  # mints its token here
+        assert tap.input_catalog is not None
+        scopes = tap._catalog_scopes(tap.input_catalog)
+        tap.resources.authenticator.headers()  # once it is minted
+    assert scopes == ["core.common.read"], "only currencies is selected"
+    assert [form.get("scope") for form in forms] == [" ".join(scopes)]
