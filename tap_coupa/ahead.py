@@ -269,7 +269,7 @@ def _catalog_scopes(path: str, config: Mapping[str, t.Any]) -> list[str]:
     # An id's last entry, and an entry's last stream-level metadata: the ones the SDK keeps.
     for name, entry in {entry.tap_stream_id: entry for entry in catalog.streams}.items():
         roots = [m.metadata for m in entry.metadata if m.breadcrumb == []]
-        if roots and _selected(msgspec.json.decode(roots[-1])):
+        if not roots or _selected(msgspec.json.decode(roots[-1])):  # none: selected
             selected.add(name)
     return sorted({scope_of[name] for name in selected if name in scope_of})
 

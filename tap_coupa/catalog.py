@@ -192,14 +192,14 @@ def _metadata(items: Iterable[Mapping[str, t.Any]]) -> MetadataMapping:
 def selected_streams(catalog: Catalog) -> list[str]:
     """The streams the catalog selects, from their stream-level metadata alone.
 
-    The SDK's rule for ``Stream.selected`` (no entry or no stream-level metadata: not
+    The SDK's rule for ``Stream.selected`` (an entry without stream-level metadata is
     selected), without resolving every property's selection first.
     """
     return [
         entry.tap_stream_id
         for entry in catalog.streams
-        if (root := entry.metadata.get(())) is not None
-        and MetadataMapping({(): root}).resolve_selection()[()]
+        if (root := entry.metadata.get(())) is None
+        or MetadataMapping({(): root}).resolve_selection()[()]
     ]
 
 

@@ -33,7 +33,7 @@ from tap_coupa import ahead, transport
 from tap_coupa import resources as resources_module
 from tap_coupa import tap as tap_module
 from tap_coupa.auth import CoupaOAuthAuthenticator
-from tap_coupa.catalog import LazyEntry
+from tap_coupa.catalog import LazyEntry, selected_streams
 from tap_coupa.errors import CoupaAuthError
 from tap_coupa.resources import SyncResources
 from tap_coupa.settings import Settings
@@ -278,6 +278,28 @@ def test_the_token_is_asked_for_before_the_sdk_is_imported_with_the_scopes_neede
     assert [form.get("scope") for form in forms] == [" ".join(needed)], "one, for these scopes"
     same = forms[0] == ahead.token_form(CLIENT_ID, CLIENT_SECRET, " ".join(needed))
     assert same, "the form is not the one the authenticator would send"
+
+
+@pytest.mark.sandbox
+def test_an_entry_without_stream_level_metadata_is_selected_as_the_sdk_selects_it(
+    tmp_path: Path,
+) -> None:
+    """The SDK selects it; the streams a run reads, and the token's scopes, agree."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", TOKEN)
+        config = tap_config_for(server.url)
+        (tmp_path / "discover.json").write_text(json.dumps(config))
+        path = catalog_for(tmp_path, tmp_path / "discover.json", ["invoices"])
+        catalog = json.loads(path.read_text())
+        users = next(e for e in catalog["streams"] if e["tap_stream_id"] == "users")
+        users["metadata"] = [m for m in users["metadata"] if m["breadcrumb"]]
+        path.write_text(json.dumps(catalog))
+        ask_ahead(tmp_path, config, "--config", "{config}", "--catalog", "{catalog}")
+        asked = [seen.form.get("scope") for seen in server.seen]
+        tap = tap_module.TapCoupa(config=config, catalog=Catalog.from_dict(catalog))
+    assert "users" in selected_streams(tap.catalog), "not read as the SDK reads it"
+    assert tap.streams["users"].selected
+    assert asked == [" ".join(tap._scopes())] == ["core.invoice.read core.user.read"]
 
 
 @pytest.mark.sandbox
