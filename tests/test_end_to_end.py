@@ -143,6 +143,11 @@ def test_readme_meltano_config_commands_run(tmp_path: Path) -> None:
 
 
 def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+    """Each run takes the one token the command asked for from Meltano's files.
+
+    Meltano passes ``--config``, ``--catalog`` (and ``--state``) files it generates: the
+    token is asked for before the SDK is imported, once, and logged once.
+    """
     project = tmp_path / "project"
     (project / "output").mkdir(parents=True)
     for name in ["meltano.yml", "pyproject.toml", "README.md"]:
@@ -159,8 +164,10 @@ def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path
     }
     run = [meltano(), "run", "tap-coupa", "target-duckdb"]
     subprocess.run([meltano(), "install"], cwd=project, env=env, check=True, capture_output=True)
+    tokens = fresh_sandbox.state.stats.snapshot()["by_class"].get("token", 0)
     first = subprocess.run(run, cwd=project, env=env, capture_output=True, text=True, check=False)
     assert first.returncode == 0, first.stderr[-3000:]
+    tokens = taken_once(fresh_sandbox, first.stderr, tokens)
     state = json.loads(
         subprocess.run(
             [meltano(), "state", "get", "dev:tap-coupa-to-target-duckdb"],
@@ -178,6 +185,7 @@ def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path
     fresh_sandbox.mutate("suppliers", update=2, insert=1)
     second = subprocess.run(run, cwd=project, env=env, capture_output=True, text=True, check=False)
     assert second.returncode == 0, second.stderr[-3000:]
+    taken_once(fresh_sandbox, second.stderr, tokens)
     assert "Resuming" not in second.stderr
     total = len(fresh_sandbox.records("suppliers"))
     counts = {s: int(n) for s, n in re.findall(r"Stream '(\w+)': (\d+) records", second.stderr)}
@@ -186,3 +194,14 @@ def test_meltano_run_twice_is_incremental(fresh_sandbox: Sandbox, tmp_path: Path
         loaded = db.execute("select count(*) from coupa.suppliers").fetchone()
     assert loaded is not None
     assert loaded[0] == total
+
+
+def taken_once(sandbox: Sandbox, log: str, before: int) -> int:
+    """Check a run asked for one token, the one asked ahead; return the tokens asked so far."""
+    tokens = int(sandbox.state.stats.snapshot()["by_class"].get("token", 0))
+    assert tokens == before + 1, "one token request a run"
+    assert log.count("Obtained a Coupa access token") == 1
+    assert "(expires in 86399s; asked for while the tap started)" in log, "not asked ahead"
+    assert CLIENT_SECRET not in log
+    assert "HTTP Request:" not in log, "httpx logs each request at INFO"
+    return tokens
