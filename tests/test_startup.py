@@ -491,23 +491,35 @@ def asked_ahead() -> t.Iterator[None]:
     ahead._Answer.answer = ahead._Answer.asked = None
 
 
-def ask_ahead_here(tmp_path: Path, token_url: str, max_retries: int) -> CoupaOAuthAuthenticator:
-    """``ahead.start`` as the command calls it, and the authenticator the sync would make."""
+@contextlib.contextmanager
+def ask_ahead_here(
+    tmp_path: Path, token_url: str, max_retries: int, arrived: t.Callable[[], int]
+) -> t.Iterator[CoupaOAuthAuthenticator]:
+    """``ahead.start`` as the command calls it, and the authenticator the sync would make.
+
+    Yields once ``arrived()`` (the token requests the endpoint has had) says the one sent
+    ahead is there: whatever the authenticator asks then comes after it.
+    """
     config = {**tap_config_for(token_url), "scopes": "core.common.read", "request_timeout": 1}
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "catalog.json").write_text('{"streams": []}')
     ahead.start(
         ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")]
     )
-    return CoupaOAuthAuthenticator(
-        token_url=f"{token_url}/oauth2/token",
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        scopes=["core.common.read"],
-        client=transport.client(timeout=1, user_agent=None),
-        timeout=1,
-        max_retries=max_retries,
-    )
+    deadline = time.monotonic() + 10
+    while arrived() == 0:
+        assert time.monotonic() < deadline, "no token was asked for ahead"
+        time.sleep(0.01)
+    with transport.client(timeout=1, user_agent=None) as client:
+        yield CoupaOAuthAuthenticator(
+            token_url=f"{token_url}/oauth2/token",
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            scopes=["core.common.read"],
+            client=client,
+            timeout=1,
+            max_retries=max_retries,
+        )
 
 
 @pytest.mark.sandbox
@@ -516,8 +528,12 @@ def test_a_transient_answer_to_the_token_asked_ahead_is_the_first_try(tmp_path: 
     """With max_retries 0, a 503 is final, as without the token asked ahead."""
     with ScriptedServer() as server:
         server.script("/oauth2/token", Reply(503, {}), TOKEN)
-        authenticator = ask_ahead_here(tmp_path, server.url, max_retries=0)
-        with pytest.raises(CoupaAuthError, match="HTTP 503"):
+        with (
+            ask_ahead_here(
+                tmp_path, server.url, max_retries=0, arrived=lambda: len(server.seen)
+            ) as authenticator,
+            pytest.raises(CoupaAuthError, match="HTTP 503"),
+        ):
             authenticator.headers()
         assert len(server.seen) == 1, "the token was asked for again at once"
 
@@ -527,10 +543,12 @@ def test_a_transient_answer_to_the_token_asked_ahead_is_the_first_try(tmp_path: 
 def test_a_retry_after_answered_to_the_token_asked_ahead_is_kept(tmp_path: Path) -> None:
     with ScriptedServer() as server:
         server.script("/oauth2/token", Reply(429, {}, headers={"Retry-After": "1"}), TOKEN)
-        authenticator = ask_ahead_here(tmp_path, server.url, max_retries=1)
-        started = time.monotonic()
-        assert authenticator.headers() == {"Authorization": "Bearer t0k3n"}
-        waited = time.monotonic() - started
+        with ask_ahead_here(
+            tmp_path, server.url, max_retries=1, arrived=lambda: len(server.seen)
+        ) as authenticator:
+            started = time.monotonic()
+            assert authenticator.headers() == {"Authorization": "Bearer t0k3n"}
+            waited = time.monotonic() - started
         assert len(server.seen) == 2
     assert waited >= 0.9, f"asked again {waited:.2f} s after Coupa said to wait 1 s"
 
@@ -551,8 +569,12 @@ def test_a_token_asked_ahead_that_timed_out_is_the_first_try(tmp_path: Path) -> 
 
         threading.Thread(target=accept, daemon=True).start()
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        authenticator = ask_ahead_here(tmp_path, url, max_retries=0)
-        with pytest.raises(CoupaAuthError, match="ReadTimeout"):
+        with (
+            ask_ahead_here(
+                tmp_path, url, max_retries=0, arrived=lambda: len(connections)
+            ) as authenticator,
+            pytest.raises(CoupaAuthError, match="ReadTimeout"),
+        ):
             authenticator.headers()
     for connection in connections:
         connection.close()
