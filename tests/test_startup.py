@@ -151,6 +151,16 @@ def test_every_connection_verifies_with_the_ca_bundle_loaded_ahead(
         client.close()
 
 
+@pytest.fixture
+def no_token_minted_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tap built here with an input catalog mints no token on a thread of its own.
+
+    That thread would outlive the test, asking a server the test has closed (or
+    127.0.0.1:9) again and again, or another test's server that took the port over.
+    """
+    monkeypatch.setattr(SyncResources, "mint_ahead", lambda self, scopes: None)
+
+
 #: Top-level collections, each a page or two in the sandbox below.
 MANY = [
     "invoices", "purchase_orders", "suppliers", "requisitions", "expense_reports", "users",
@@ -222,6 +232,7 @@ SELECTIONS = [
 
 @pytest.mark.sandbox
 @pytest.mark.parametrize("selected", SELECTIONS)
+@pytest.mark.usefixtures("no_token_minted_ahead")
 def test_the_scopes_read_from_the_catalog_are_those_the_streams_need(
     sandbox: Sandbox, tmp_path: Path, selected: list[str]
 ) -> None:
@@ -259,6 +270,7 @@ def ask_ahead(
 
 @pytest.mark.sandbox
 @pytest.mark.parametrize("selected", SELECTIONS)
+@pytest.mark.usefixtures("no_token_minted_ahead")
 def test_the_token_is_asked_for_before_the_sdk_is_imported_with_the_scopes_needed(
     tmp_path: Path, selected: list[str]
 ) -> None:
@@ -281,6 +293,7 @@ def test_the_token_is_asked_for_before_the_sdk_is_imported_with_the_scopes_neede
 
 
 @pytest.mark.sandbox
+@pytest.mark.usefixtures("no_token_minted_ahead")
 def test_an_entry_without_stream_level_metadata_is_selected_as_the_sdk_selects_it(
     tmp_path: Path,
 ) -> None:
@@ -362,11 +375,12 @@ ROOTS: dict[str, dict[str, t.Any] | None] = {
 
 
 @pytest.mark.unit
+@pytest.mark.usefixtures("no_token_minted_ahead")
 def test_a_stream_is_selected_as_the_sdk_says_without_resolving_its_properties(
     tmp_path: Path,
 ) -> None:
     """The SDK resolves every property's selection to answer; that can wait."""
-    config = tap_config_for("http://127.0.0.1:9")  # a token asked for ahead finds no one
+    config = tap_config_for("http://127.0.0.1:9")  # asked nothing: no token minted ahead
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     catalog = json.loads(catalog_for(tmp_path, config_path, []).read_text())
@@ -408,6 +422,7 @@ def test_a_sync_takes_the_token_asked_for_ahead(sandbox: Sandbox, tmp_path: Path
 
 
 @pytest.mark.sandbox
+@pytest.mark.usefixtures("no_token_minted_ahead")
 def test_the_catalog_is_read_as_the_sdk_reads_it_with_schemas_converted_when_read(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
