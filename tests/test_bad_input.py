@@ -192,23 +192,29 @@ def test_discovery_without_base_url(tmp_path: Path) -> None:
 
 
 def test_bad_catalog(tmp_path: Path) -> None:
-    discovered = run_tap(tmp_path, GOOD, "--discover")
-    catalog = json.loads(discovered.stdout)
-    (tmp_path / "catalog.json").write_text("[1, 2")
-    assert_one_clear_error(
-        run_tap(tmp_path, GOOD, "--catalog", str(tmp_path / "catalog.json")), "--catalog"
-    )
-    catalog["streams"][0]["schema"]["properties"]["no-such-field"] = {"type": "string"}
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    done = run_tap(tmp_path, GOOD, "--catalog", str(tmp_path / "catalog.json"))
-    assert_one_clear_error(done, "no-such-field", "--discover")
-    catalog["streams"].append(
-        {**catalog["streams"][0], "tap_stream_id": "ghosts", "stream": "ghosts"}
-    )
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    assert_one_clear_error(
-        run_tap(tmp_path, GOOD, "--catalog", str(tmp_path / "catalog.json")), "ghosts"
-    )
+    """A catalog the SDK can read but the tap refuses: the token asked for ahead (from the
+    files, see ``tap_coupa.ahead``) goes to a scripted server, not to acme.example."""
+    with ScriptedServer() as server:
+        server.script("/oauth2/token", Reply(body={"access_token": "t", "expires_in": 86399}))
+        config = {**GOOD, "base_url": server.url}
+        discovered = run_tap(tmp_path, config, "--discover")
+        catalog = json.loads(discovered.stdout)
+        (tmp_path / "catalog.json").write_text("[1, 2")
+        assert_one_clear_error(
+            run_tap(tmp_path, config, "--catalog", str(tmp_path / "catalog.json")), "--catalog"
+        )
+        catalog["streams"][0]["schema"]["properties"]["no-such-field"] = {"type": "string"}
+        (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+        done = run_tap(tmp_path, config, "--catalog", str(tmp_path / "catalog.json"))
+        assert_one_clear_error(done, "no-such-field", "--discover")
+        catalog["streams"].append(
+            {**catalog["streams"][0], "tap_stream_id": "ghosts", "stream": "ghosts"}
+        )
+        (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+        assert_one_clear_error(
+            run_tap(tmp_path, config, "--catalog", str(tmp_path / "catalog.json")), "ghosts"
+        )
+        assert [seen.path for seen in server.seen if seen.path != "/oauth2/token"] == []
 
 
 def selected_catalog(tmp_path: Path, config: dict[str, t.Any], stream: str) -> Path:
