@@ -32,8 +32,11 @@ def minted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def assert_clean(text: str, secrets: list[str]) -> None:
-    for secret in secrets:
-        assert secret not in text
+    """No secret in ``text``; a failure says where, the secret masked (a diff would show it)."""
+    for number, secret in enumerate(secrets):
+        at = text.find(secret)
+        around = text[max(0, at - 80) : at + len(secret) + 80].replace(secret, "***")
+        assert at < 0, f"secret #{number} at character {at}: ...{around}..."
 
 
 def test_no_secret_in_output_logs_or_state(tap: TapRunner, minted: list[str]) -> None:
