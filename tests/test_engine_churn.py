@@ -140,9 +140,11 @@ def churned_scan(seed: int) -> None:
 
 @pytest.mark.parametrize("block", range(6))
 def test_a_scan_under_churn_loses_nothing(block: int) -> None:
-    """About three in four of these scans meet a page that adds nothing and begins no
-    later than the one before (records entered the filter, or pages landed out of
-    order across deletes): each goes on above the last id and loses nothing."""
+    """Records deleted, inserted, entering and leaving the filter under the scan: none
+    that matched throughout is lost or written twice, and no honest page is refused as
+    out of order. (Seen failing with the gap repair by id range, or a stricter order
+    check, switched off; not with the read on above a repeating page switched off, which
+    ``test_a_page_repeating_the_one_before_...`` below proves.)"""
     for seed in range(block * 100, block * 100 + 100):
         churned_scan(seed)
 
