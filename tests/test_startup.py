@@ -257,6 +257,26 @@ TOKEN = Reply(body={"access_token": "t0k3n", "token_type": "bearer", "expires_in
 VEHICLES = [{"name": "vehicles", "object_id": "12"}]
 
 
+def discovered_catalog(tmp_path: Path, config: dict[str, t.Any], selected: list[str]) -> Path:
+    """``catalog.json``, discovered with ``config``, with ``selected`` selected."""
+    (tmp_path / "discover.json").write_text(json.dumps(config))
+    return catalog_for(tmp_path, tmp_path / "discover.json", selected)
+
+
+def edited_catalog(
+    tmp_path: Path,
+    config: dict[str, t.Any],
+    selected: list[str],
+    edit: t.Callable[[dict[str, t.Any], dict[str, t.Any]], None],
+) -> dict[str, t.Any]:
+    """``discovered_catalog``, changed by ``edit(catalog, entries by id)`` and written back."""
+    path = discovered_catalog(tmp_path, config, selected)
+    catalog = json.loads(path.read_text())
+    edit(catalog, {entry["tap_stream_id"]: entry for entry in catalog["streams"]})
+    path.write_text(json.dumps(catalog))
+    return catalog
+
+
 def ask_ahead(
     tmp_path: Path, config: dict[str, t.Any], *args: str, env: dict[str, str] | None = None
 ) -> str:
@@ -279,8 +299,7 @@ def test_the_token_is_asked_for_before_the_sdk_is_imported_with_the_scopes_neede
         server.script("/oauth2/token", TOKEN)
         server.script("/api/custom_objects/12/object_instances", Reply(body=[]))
         config = {**tap_config_for(server.url), "custom_objects": VEHICLES}
-        (tmp_path / "discover.json").write_text(json.dumps(config))
-        catalog_for(tmp_path, tmp_path / "discover.json", selected)
+        discovered_catalog(tmp_path, config, selected)
         discovery = len(server.seen)  # it asks whether the custom object exists
         imported = ask_ahead(tmp_path, config, "--config", "{config}", "--catalog", "{catalog}")
         forms = [seen.form for seen in server.seen[discovery:]]
@@ -301,12 +320,12 @@ def test_an_entry_without_stream_level_metadata_is_selected_as_the_sdk_selects_i
     with ScriptedServer() as server:
         server.script("/oauth2/token", TOKEN)
         config = tap_config_for(server.url)
-        (tmp_path / "discover.json").write_text(json.dumps(config))
-        path = catalog_for(tmp_path, tmp_path / "discover.json", ["invoices"])
-        catalog = json.loads(path.read_text())
-        users = next(e for e in catalog["streams"] if e["tap_stream_id"] == "users")
-        users["metadata"] = [m for m in users["metadata"] if m["breadcrumb"]]
-        path.write_text(json.dumps(catalog))
+
+        def without_users_own(_: dict[str, t.Any], entries: dict[str, t.Any]) -> None:
+            users = entries["users"]
+            users["metadata"] = [m for m in users["metadata"] if m["breadcrumb"]]
+
+        catalog = edited_catalog(tmp_path, config, ["invoices"], without_users_own)
         ask_ahead(tmp_path, config, "--config", "{config}", "--catalog", "{catalog}")
         asked = [seen.form.get("scope") for seen in server.seen]
         tap = tap_module.TapCoupa(config=config, catalog=Catalog.from_dict(catalog))
@@ -323,8 +342,7 @@ def test_the_token_asked_for_ahead_never_goes_through_a_proxy_to_loopback(
     with ScriptedServer() as server, ScriptedServer() as proxy:
         server.script("/oauth2/token", TOKEN)
         config = tap_config_for(server.url)
-        (tmp_path / "discover.json").write_text(json.dumps(config))
-        catalog_for(tmp_path, tmp_path / "discover.json", ["invoices"])
+        discovered_catalog(tmp_path, config, ["invoices"])
         # Any other proxy variable (http_proxy wins over HTTP_PROXY, no_proxy may name
         # 127.0.0.1) would decide instead, and the test pass with the proxy never asked.
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
@@ -358,8 +376,7 @@ def test_no_token_is_asked_for_ahead_outside_a_plain_sync(
     with ScriptedServer() as server:
         server.script("/oauth2/token", TOKEN)
         settings = {k: v for k, v in {**tap_config_for(server.url), **config}.items() if v}
-        (tmp_path / "discover.json").write_text(json.dumps(settings))
-        catalog_for(tmp_path, tmp_path / "discover.json", ["invoices"])
+        discovered_catalog(tmp_path, settings, ["invoices"])
         assert ask_ahead(tmp_path, settings, *args).strip() == "[]"
         assert server.seen == []
 
@@ -607,15 +624,14 @@ def test_the_token_asked_ahead_reads_a_catalog_given_twice_over_as_the_tap_does(
     with ScriptedServer() as server:
         server.script("/oauth2/token", TOKEN)
         config = tap_config_for(server.url)
-        (tmp_path / "discover.json").write_text(json.dumps(config))
-        selected = ["currencies", "invoices", "users"]
-        path = catalog_for(tmp_path, tmp_path / "discover.json", selected)
-        catalog = json.loads(path.read_text())
-        entries = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
         deselected = {"breadcrumb": [], "metadata": {"selected": False}}
-        catalog["streams"].append({**entries["invoices"], "metadata": [deselected]})
-        entries["users"]["metadata"].append(deselected)
-        path.write_text(json.dumps(catalog))
+
+        def twice_over(catalog: dict[str, t.Any], entries: dict[str, t.Any]) -> None:
+            catalog["streams"].append({**entries["invoices"], "metadata": [deselected]})
+            entries["users"]["metadata"].append(deselected)
+
+        selected = ["currencies", "invoices", "users"]
+        catalog = edited_catalog(tmp_path, config, selected, twice_over)
         ask_ahead(tmp_path, config, "--config", "{config}", "--catalog", "{catalog}")
         forms = [seen.form for seen in server.seen]
         tap = tap_module.TapCoupa(config=config, catalog=catalog)  # mints its token here
