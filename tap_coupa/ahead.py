@@ -101,9 +101,9 @@ def parse_scopes(value: object) -> tuple[str, ...] | None:
     return tuple(s for item in items for s in re.split(r"[\s,]+", str(item)) if s) or None
 
 
-def token_url(setting: str | None, instance: str) -> str:
-    """Where tokens are asked for: the ``token_url`` setting, or the instance's own."""
-    return setting or f"{instance}/oauth2/token"
+def token_url(setting: object, instance: str) -> str:
+    """Where tokens are asked for: the ``token_url`` setting, or (blank) the instance's own."""
+    return str(setting or "").strip() or f"{instance}/oauth2/token"
 
 
 def token_form(client_id: str, client_secret: str, scopes: str) -> dict[str, str]:
@@ -183,7 +183,7 @@ def _ask(args: Sequence[str]) -> httpx.Response | None:
         return None
     allow_http = config.get("allow_http") is True
     instance = origin(str(config["base_url"]).strip(), allow_http=allow_http)
-    url = token_url(str(config.get("token_url") or "").strip() or None, instance)
+    url = token_url(config.get("token_url"), instance)
     origin(url, allow_http=allow_http, name="token_url")
     scopes = parse_scopes(config.get("scopes")) or _catalog_scopes(catalog_path, config)
     if not scopes:

@@ -146,12 +146,13 @@ class CoupaOAuthAuthenticator(OAuthAuthenticator):
         The first try may be the request the command sent ahead (``ahead.take``).
         """
         try:
-            response = ahead.take(self.auth_endpoint, self.oauth_request_body)
+            form = self.oauth_request_body
+            response = ahead.take(self.auth_endpoint, form)
             self._taken = response is not None
             if response is None:
                 response = self._client.post(
                     self.auth_endpoint,
-                    data=self.oauth_request_body,
+                    data=form,
                     headers={"Accept": "application/json"},
                     timeout=self._timeout,
                 )

@@ -147,7 +147,7 @@ class SyncResources:
     ) -> CoupaOAuthAuthenticator:
         settings = self.settings
         return CoupaOAuthAuthenticator(
-            token_url=ahead.token_url(settings.token_url, settings.origin),
+            token_url=settings.token_url,
             client_id=client_id,
             client_secret=client_secret,
             scopes=scopes,

@@ -363,7 +363,8 @@ class Settings:
     request_fields: bool
     stream_options: Mapping[str, Mapping[str, t.Any]]
     custom_objects: tuple[CustomObject, ...]
-    token_url: str | None
+    #: Where tokens are asked for (the setting, or the instance's own).
+    token_url: str
     client_id: str | None
     client_secret: str | None
     api_key: str | None
@@ -386,8 +387,8 @@ class Settings:
         base_url = str(value["base_url"]).strip()
         allow_http = bool(value["allow_http"])
         origin = _origin(base_url, allow_http=allow_http)
-        if token_url := _text(value.get("token_url")):  # the secret goes there: same rule
-            _origin(token_url.strip(), allow_http=allow_http, name="token_url")
+        token_url = ahead.token_url(value.get("token_url"), origin)
+        _origin(token_url, allow_http=allow_http, name="token_url")  # the secret goes there
         if not str(value.get("api_key") or "").isascii():  # httpx's error would quote it
             msg = (
                 "api_key has characters other than ASCII, which no HTTP header carries; "
@@ -440,7 +441,7 @@ class Settings:
             request_fields=bool(value["request_fields"]),
             stream_options=options,
             custom_objects=custom_objects,
-            token_url=token_url.strip() if token_url else None,
+            token_url=token_url,
             client_id=_text(value.get("client_id")),
             client_secret=_text(value.get("client_secret")),
             api_key=_text(value.get("api_key")),
