@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pendulum
 from singer_sdk import typing as th
 
-from tap_coupa import ahead
+from tap_coupa import ahead, transport
 from tap_coupa.errors import CoupaConfigError, hide
 from tap_coupa.instants import parse_instant
 from tap_coupa.pagination import MAX_PAGE_SIZE
@@ -148,7 +148,7 @@ SETTINGS_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "request_timeout",
         th.NumberType(exclusive_minimum=0),
-        default=300,
+        default=transport.REQUEST_TIMEOUT,
         description="Seconds before a request is abandoned and retried.",
     ),
     th.Property(

@@ -23,8 +23,8 @@ from tap_coupa import __version__
 if t.TYPE_CHECKING:
     from collections.abc import Collection, Iterator
 
-#: The ``request_timeout`` setting's default, in seconds.
-REQUEST_TIMEOUT = 300.0
+#: The ``request_timeout`` setting's default, in seconds (here: the early token needs it).
+REQUEST_TIMEOUT = 300
 
 
 class _Context:
